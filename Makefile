@@ -1,0 +1,62 @@
+# ovat: one-variable-at-a-time ablation sweeps on Ray, tracked in MLflow.
+# Every target that runs Python depends on `setup`, which builds .venv on first use and again
+# only when pyproject.toml changes.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+OVAT := $(BIN)/ovat
+
+ABLATION ?= bottleneck
+SEEDS ?=
+EPOCHS ?=
+DATASET ?=
+SET ?=
+SWEEP ?= latest
+PORT ?= 5000
+
+.DEFAULT_GOAL := help
+.PHONY: help setup sweep rank list test test-unit lint format ui clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: ABLATION=$(ABLATION) SEEDS= EPOCHS= DATASET= SET='key=value ...' SWEEP=$(SWEEP)"
+
+setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, SET)
+	$(OVAT) sweep $(ABLATION) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+		$(if $(DATASET),--dataset $(DATASET)) $(foreach s,$(SET),--set $(s))
+
+rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
+	$(OVAT) rank $(SWEEP)
+
+list: setup ## list ablations, bottlenecks and datasets
+	$(OVAT) list
+
+test: setup ## lint, unit tests, then integration tests on one shared Ray instance
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+test-unit: setup ## the fast, Ray-free tests only
+	$(BIN)/pytest -m "not integration"
+
+lint: setup ## ruff check and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+ui: setup ## the MLflow UI (the leaderboard) on http://127.0.0.1:$(PORT)
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $(PORT)
+
+clean: ## remove results, the default MLflow store and prepared data (keeps .venv)
+	rm -rf results mlflow.db mlartifacts .ovat

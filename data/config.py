@@ -1,0 +1,33 @@
+"""The data settings: which variant, at what resolution, masked how."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    dataset: str = "sample"  # a name in data.registry.DATASETS
+    root: str = ""  # source folder for on-disk variants; unused by `sample`
+    resolution: int = 32  # training images are resolution x resolution
+    mask_ratio: float = 0.5  # probability that a patch of the encoder input is zeroed
+    mask_patch: int = 0  # patch side in px; 0 scales the group's 32 px at 256 px: resolution // 8
+    eval_mask_seed: int = 0  # val/test masks are fixed per image by this seed, so scores compare
+    limit: int = 0  # at most this many images per split (0: all); for smoke runs
+
+    def __post_init__(self):
+        if self.resolution < 8:
+            raise ValueError(f"data.resolution must be >= 8, got {self.resolution}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"data.mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.mask_patch < 0:
+            raise ValueError(f"data.mask_patch must be >= 0, got {self.mask_patch}")
+        if self.resolution % self.patch_size:
+            raise ValueError(
+                f"data.resolution {self.resolution} is not a multiple of the mask patch "
+                f"{self.patch_size}"
+            )
+        if self.limit < 0:
+            raise ValueError(f"data.limit must be >= 0, got {self.limit}")
+
+    @property
+    def patch_size(self) -> int:
+        return self.mask_patch or max(1, self.resolution // 8)

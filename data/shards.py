@@ -1,0 +1,100 @@
+"""Prepared data on disk: Parquet shards of uint8 images plus a manifest, written atomically.
+
+A prepared folder is complete exactly when its manifest exists: shards are written into a
+temporary sibling folder that is renamed into place only after the manifest is in it.
+"""
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+SHARD_BYTES = 256 * 2**20  # ~256 MiB per shard: large enough to stream, small enough to retry
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One split in memory: images (N, H, W, 3) uint8, class ids and source descriptions."""
+
+    images: np.ndarray
+    class_ids: np.ndarray
+    sources: list[str]
+
+
+def _table(split: SplitArrays, start: int, stop: int) -> pa.Table:
+    _n, h, w, c = split.images.shape
+    flat = split.images[start:stop].reshape(stop - start, h * w * c)
+    return pa.table(
+        {
+            "index": pa.array(np.arange(start, stop, dtype=np.int64)),
+            "image": pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(h * w * c), stop - start, [None, pa.py_buffer(flat.tobytes())]
+            ),
+            "class_id": pa.array(split.class_ids[start:stop].astype(np.int64)),
+            "source": pa.array(split.sources[start:stop], pa.string()),
+        }
+    )
+
+
+def _write_split(folder: Path, name: str, split: SplitArrays) -> list[str]:
+    n = len(split.images)
+    per_image = max(1, split.images[0].nbytes if n else 1)
+    rows = max(1, SHARD_BYTES // per_image)
+    shards = []
+    for shard, start in enumerate(range(0, max(n, 1), rows)):
+        filename = f"{name}-{shard:05d}.parquet"
+        pq.write_table(_table(split, start, min(start + rows, n)), folder / filename)
+        shards.append(filename)
+    return shards
+
+
+def write_prepared(folder: Path, splits: dict[str, SplitArrays], manifest: dict) -> Path:
+    """Write all splits and the manifest, then move the folder into place in one rename."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    entries = {
+        name: {"count": len(split.images), "shards": _write_split(staging, name, split)}
+        for name, split in splits.items()
+    }
+    full = {"format": FORMAT_VERSION, **manifest, "splits": entries}
+    (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
+    return folder
+
+
+def read_manifest(folder: Path) -> dict | None:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def read_split(folder: Path, split: str, limit: int = 0) -> np.ndarray:
+    """The split's images as one (N, 3, H, W) uint8 array, channels first for torch."""
+    manifest = read_manifest(folder)
+    if manifest is None or split not in manifest["splits"]:
+        valid = sorted(manifest["splits"]) if manifest else []
+        raise FileNotFoundError(f"no split {split!r} prepared in {folder}; prepared: {valid}")
+    res = manifest["resolution"]
+    tables = [
+        pq.read_table(folder / s, columns=["image"]) for s in manifest["splits"][split]["shards"]
+    ]
+    column = pa.concat_tables(tables).column("image").combine_chunks()
+    count = min(len(column), limit) if limit else len(column)
+    data = np.frombuffer(
+        column.buffers()[1],
+        dtype=np.uint8,
+        count=count * res * res * 3,
+        offset=column.offset * res * res * 3,
+    )
+    return np.ascontiguousarray(data.reshape(count, res, res, 3).transpose(0, 3, 1, 2))

@@ -1,0 +1,27 @@
+"""`amvq`: argmax VQ whose codebook learns through half of the output."""
+
+import torch
+from torch import nn
+
+from models.bottlenecks.base import BottleneckOutput, code_usage_stats, no_loss, one_hot_probs
+from models.config import ModelConfig
+
+
+class ArgmaxVQ(nn.Module):
+    """u = LayerNorm(z); q1 = E[argmax(u E^T)]; output (q1 + u + (q1 - u).detach()) / 2.
+
+    q1 carries the gradient to E, the straight-through half carries it to the encoder.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.embed_dim)
+        self.codebook = nn.Parameter(torch.randn(cfg.codebook_size, cfg.embed_dim))
+
+    def forward(self, z: torch.Tensor) -> BottleneckOutput:
+        u = self.norm(z)  # (B, N, D)
+        indices = (u @ self.codebook.T).argmax(dim=-1)  # (B, N)
+        q1 = self.codebook[indices]  # (B, N, D)
+        q2 = u + (q1 - u).detach()
+        stats = code_usage_stats(one_hot_probs(indices, self.codebook.shape[0]))
+        return BottleneckOutput((q1 + q2) / 2, no_loss(z), stats)

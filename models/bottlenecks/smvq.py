@@ -1,0 +1,23 @@
+"""`smvq`: softmax VQ, fully differentiable, codebook trained."""
+
+import math
+
+import torch
+from torch import nn
+
+from models.bottlenecks.base import BottleneckOutput, code_usage_stats, no_loss
+from models.config import ModelConfig
+
+
+class SoftmaxVQ(nn.Module):
+    """u = LayerNorm(z); output softmax(u E^T / sqrt(d)) E: attention over a learned codebook."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.embed_dim)
+        self.codebook = nn.Parameter(torch.randn(cfg.codebook_size, cfg.embed_dim))
+
+    def forward(self, z: torch.Tensor) -> BottleneckOutput:
+        u = self.norm(z)  # (B, N, D)
+        probs = torch.softmax(u @ self.codebook.T / math.sqrt(u.shape[-1]), dim=-1)  # (B, N, K)
+        return BottleneckOutput(probs @ self.codebook, no_loss(z), code_usage_stats(probs))

@@ -1,0 +1,34 @@
+"""`vq`: the textbook VQ-VAE quantizer (van den Oord et al., 2017), the reference point."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.bottlenecks.base import BottleneckOutput, code_usage_stats, one_hot_probs
+from models.config import ModelConfig
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest entry by Euclidean distance, straight-through, codebook + beta * commitment loss."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        k = cfg.codebook_size
+        self.codebook = nn.Parameter(torch.empty(k, cfg.embed_dim).uniform_(-1 / k, 1 / k))
+        self.commitment = cfg.commitment
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Index of the closest codebook entry per token: (B, N, D) -> (B, N)."""
+        distances = (
+            z.pow(2).sum(-1, keepdim=True) - 2 * z @ self.codebook.T + self.codebook.pow(2).sum(-1)
+        )  # (B, N, K)
+        return distances.argmin(dim=-1)
+
+    def forward(self, z: torch.Tensor) -> BottleneckOutput:
+        indices = self.nearest(z)
+        q = self.codebook[indices]  # (B, N, D)
+        codebook_loss = F.mse_loss(q, z.detach())
+        commitment_loss = F.mse_loss(z, q.detach())
+        stats = code_usage_stats(one_hot_probs(indices, self.codebook.shape[0]))
+        aux = codebook_loss + self.commitment * commitment_loss
+        return BottleneckOutput(z + (q - z).detach(), aux, stats)

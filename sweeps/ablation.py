@@ -1,0 +1,148 @@
+"""Ablation files: a base experiment plus the settings that vary, expanded one change at a time.
+
+```yaml
+description: what the ablation asks
+base: {train.epochs: 2}            # dotted keys (or nested mappings) over the defaults
+vary: {model.bottleneck: [vq, ffn]}  # one or more settings and their values
+baseline: vq                         # the value the others are compared with
+seeds: 1                             # seeds 0..n-1 per value, unless SEEDS= says otherwise
+```
+
+Several varied settings still give OVAT trials, never the grid: the base once, then each
+setting's other values one at a time.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainers.config import ConfigError, ExperimentConfig
+
+ABLATIONS_DIR = Path(__file__).parent / "ablations"
+KEYS = {"description", "base", "vary", "baseline", "seeds"}
+
+
+class AblationError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Ablation:
+    name: str
+    description: str
+    base: dict[str, Any]
+    vary: dict[str, list]
+    baseline: str
+    seeds: int
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: the value label it is ranked under, its seed and its full flat config."""
+
+    value: str
+    seed: int
+    config: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.value}/s{self.seed}"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{dotted}.")
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def load(name: str) -> Ablation:
+    path = ABLATIONS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise AblationError(f"unknown ablation {name!r}; valid: {', '.join(available())}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise AblationError(f"{path}{where}: malformed YAML: {getattr(error, 'problem', error)}")
+    return parse(name, raw, path)
+
+
+def parse(name: str, raw: dict, path: Path) -> Ablation:
+    if not isinstance(raw, dict) or not isinstance(raw.get("vary"), dict) or not raw["vary"]:
+        raise AblationError(f"{path}: needs a 'vary' mapping of setting -> list of values")
+    extra = sorted(set(raw) - KEYS)
+    if extra:
+        raise AblationError(f"{path}: unknown key {extra[0]!r}; valid: {', '.join(sorted(KEYS))}")
+    base, vary = flatten(raw.get("base") or {}), raw["vary"]
+    for key, values in vary.items():
+        if not isinstance(values, list) or not values:
+            raise AblationError(f"{path}: vary.{key} must be a non-empty list of values")
+    ablation = Ablation(
+        name,
+        str(raw.get("description", "")),
+        base,
+        vary,
+        str(raw.get("baseline", "")),
+        int(raw.get("seeds", 1)),
+    )
+    labels = [label for label, _ in value_configs_or_error(ablation, path)]
+    if ablation.baseline and baseline_label(ablation) not in labels:
+        raise AblationError(
+            f"{path}: baseline {ablation.baseline!r} is not a varied value; "
+            f"valid: {', '.join(labels)}"
+        )
+    return ablation
+
+
+def value_configs_or_error(ablation: Ablation, path: Path) -> list[tuple[str, ExperimentConfig]]:
+    try:
+        return value_configs(ablation, {})
+    except ConfigError as error:
+        raise AblationError(f"{path}: {error}") from None
+
+
+def base_config(ablation: Ablation, overrides: dict[str, Any]) -> ExperimentConfig:
+    return ExperimentConfig().with_overrides({**ablation.base, **overrides})
+
+
+def value_configs(
+    ablation: Ablation, overrides: dict[str, Any]
+) -> list[tuple[str, ExperimentConfig]]:
+    """(label, config) per varied value, OVAT; one setting: its values are the labels."""
+    base = base_config(ablation, overrides)
+    if len(ablation.vary) == 1:
+        [(key, values)] = ablation.vary.items()
+        return [(str(v), base.with_overrides({key: v})) for v in values]
+    flat = base.to_flat()
+    changes = [
+        (key, v)
+        for key, values in ablation.vary.items()
+        for v in values
+        if str(v) != str(flat[key])
+    ]
+    return [("base", base)] + [(f"{k}={v}", base.with_overrides({k: v})) for k, v in changes]
+
+
+def expand(ablation: Ablation, overrides: dict[str, Any], seeds: int) -> list[TrialSpec]:
+    """Every (value, seed) trial; seeds 0..seeds-1 set train.seed."""
+    return [
+        TrialSpec(label, seed, cfg.with_overrides({"train.seed": seed}).to_flat())
+        for label, cfg in value_configs(ablation, overrides)
+        for seed in range(seeds)
+    ]
+
+
+def baseline_label(ablation: Ablation) -> str:
+    return ablation.baseline if len(ablation.vary) == 1 else "base"

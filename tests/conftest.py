@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny config, an isolated MLflow store and results folder, one Ray instance.
+
+Unit tests never start Ray; integration tests (marked) share one session-scoped instance,
+because starting Ray costs ~10 s here and each TorchTrainer worker group another ~20-30 s.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """Prepared data shared by all tests: the sample set is built once per session."""
+    folder = tmp_path_factory.mktemp("data")
+    os.environ["OVAT_DATA_DIR"] = str(folder)
+    return folder
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, data_dir) -> Path:
+    """A fresh MLflow store and results folder per test, as a clean clone would have."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("OVAT_RESULTS", str(tmp_path / "results"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def ray_session(data_dir):
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

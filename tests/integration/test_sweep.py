@@ -1,0 +1,80 @@
+"""A real sweep on the shared Ray instance: 2 values x 2 seeds, two trials at a time."""
+
+import mlflow
+import pyarrow.parquet as pq
+import pytest
+
+from sweeps import ablation as ablations
+from sweeps.report import rebuild
+from sweeps.runner import run_sweep
+
+pytestmark = pytest.mark.integration
+
+EPOCHS = 2
+TINY = {"train.epochs": EPOCHS, "data.limit": 96, "train.batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_session, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+        patch.setenv("OVAT_RESULTS", str(folder / "results"))
+        patch.chdir(folder)
+        raw = {"vary": {"model.bottleneck": ["vq", "ffn"]}, "baseline": "vq", "seeds": 2}
+        ablation = ablations.parse("pair", raw, ablations.ABLATIONS_DIR / "pair.yaml")
+        report = run_sweep(ablation, TINY)
+        client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        yield report, client, runs, folder
+
+
+def test_ranking_has_both_values_with_two_seeds(sweep):
+    report, _, _, folder = sweep
+    assert [row.n for row in report.ranking] == [2, 2]
+    assert {row.value for row in report.ranking} == {"vq", "ffn"}
+    assert all(row.test_loss_mean > 0 and row.test_loss_std >= 0 for row in report.ranking)
+    table = pq.read_table(folder / "results" / report.sweep_id / "ranking.parquet").to_pylist()
+    assert [r["value"] for r in table] == [row.value for row in report.ranking]
+    assert (folder / "results" / "latest").read_text().strip() == report.sweep_id
+
+
+def test_trials_are_nested_under_one_sweep_run_with_all_metrics(sweep):
+    report, client, runs, _ = sweep
+    parents = [r for r in runs if r.data.tags.get("ovat.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("ovat.role") == "trial"]
+    assert len(parents) == 1 and len(trials) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "ranking.md",
+        "ranking.parquet",
+    }
+    for run in trials:
+        tags = run.data.tags
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["ovat.sweep_id"] == report.sweep_id and tags["ovat.vary"] == "model.bottleneck"
+        assert run.info.run_name == f"{tags['ovat.value']}-sample-s{tags['ovat.seed']}"
+        assert run.data.params["model.bottleneck"] == tags["ovat.value"]
+        assert run.data.params["train.seed"] == tags["ovat.seed"]
+        assert run.info.status == "FINISHED"
+        for metric in ("train_loss", "val_loss"):
+            history = client.get_metric_history(run.info.run_id, metric)
+            assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1)), metric
+        for metric in ("test_loss", "params_total", "params_trainable", "params_bottleneck"):
+            assert metric in run.data.metrics
+        assert "placement.host" in tags
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
+        assert "checkpoint/model.pt" in artifacts
+
+
+def test_seeds_differ_and_rank_rebuilds_from_mlflow_alone(sweep):
+    report, _, runs, _ = sweep
+    losses = {
+        (r.data.tags["ovat.value"], r.data.tags["ovat.seed"]): r.data.metrics["test_loss"]
+        for r in runs
+        if r.data.tags.get("ovat.role") == "trial"
+    }
+    assert losses[("vq", "0")] != losses[("vq", "1")]
+    assert rebuild(report.sweep_id) == report.markdown
+    assert rebuild("latest") == report.markdown

@@ -1,0 +1,58 @@
+"""The command line's bad-input table: one line, exit code 2, no traceback, nothing started."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def ovat(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep", "botleneck"], "unknown ablation 'botleneck'; valid: bottleneck"),
+        (["sweep", "bottleneck", "--epochs", "-1"], "train.epochs must be >= 1, got -1"),
+        (["sweep", "bottleneck", "--set", "train.lr=abc"], "train.lr: expected float, got 'abc'"),
+        (["sweep", "bottleneck", "--set", "train.batch_size=0"], "train.batch_size must be >= 1"),
+        (["sweep", "bottleneck", "--set", "data.mask_ratio=1.5"], "data.mask_ratio must be in"),
+        (["sweep", "bottleneck", "--dataset", "imagenot"], "unknown dataset 'imagenot'; valid"),
+        (["sweep", "bottleneck", "--set", "train.lr"], "override 'train.lr' is not key=value"),
+        (["sweep", "bottleneck", "--seeds", "0"], "SEEDS must be >= 1, got 0"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, message, workspace):
+    result = ovat(*args, cwd=workspace)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("ovat: error: ") and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (workspace / "mlflow.db").exists() and not (workspace / "results").exists()
+
+
+def test_rank_of_a_sweep_that_does_not_exist(workspace):
+    result = ovat("rank", "nope-123", cwd=workspace)
+    assert result.returncode == 2
+    assert "no sweep 'nope-123'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(workspace):
+    result = ovat("--debug", "sweep", "botleneck", cwd=workspace)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_list_names_everything(workspace):
+    result = ovat("list", cwd=workspace)
+    assert result.returncode == 0
+    assert "bottleneck" in result.stdout and "softvq" in result.stdout

@@ -1,0 +1,45 @@
+"""What a checkpoint holds and how to read it back, for resume and for later evaluation."""
+
+import json
+from pathlib import Path
+
+import torch
+
+from models.autoencoder import Autoencoder
+from trainers.config import ExperimentConfig
+
+MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
+    "model.pt",
+    "optimizer.pt",
+    "state.json",
+    "config.json",
+)
+
+
+def save(
+    folder: Path,
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    cfg: ExperimentConfig,
+    epoch: int,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / MODEL_FILE)
+    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
+    (folder / STATE_FILE).write_text(json.dumps({"epoch": epoch}))
+    (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_flat(), indent=2))
+    return folder
+
+
+def load_config(folder: Path) -> ExperimentConfig:
+    return ExperimentConfig.from_flat(json.loads((Path(folder) / CONFIG_FILE).read_text()))
+
+
+def restore(folder: Path, model: Autoencoder, optimizer: torch.optim.Optimizer | None) -> int:
+    """Load weights (and optimizer state) in place; returns the number of finished epochs."""
+    folder = Path(folder)
+    model.load_state_dict(torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True))
+    if optimizer is not None:
+        state = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state)
+    return json.loads((folder / STATE_FILE).read_text())["epoch"]

@@ -1,0 +1,159 @@
+"""One experiment config composed of each component's own, flattening to dotted MLflow params.
+
+`ExperimentConfig.from_flat(cfg.to_flat())` is `cfg`, also when every value arrives as a
+string from MLflow: the config logged is the config that ran. Unknown keys and values that do
+not parse are errors that name the key and what is valid.
+"""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from data.config import DataConfig
+from data.registry import UnknownDataset, check_dataset
+from models.bottlenecks import BOTTLENECKS
+from models.config import ModelConfig
+
+
+class ConfigError(ValueError):
+    """A config the user gave that cannot run; the message names the key and what is valid."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    epochs: int = 2  # passes over the train split (the group ran 10 at 256 px on 4 GPUs)
+    batch_size: int = 64  # per worker (the group used 256 per GPU at 256 px)
+    lr: float = 3e-4  # AdamW learning rate, the group's
+    weight_decay: float = 0.01  # AdamW's default decoupled decay
+    seed: int = 0  # seeds init, shuffling and train masks: a rerun repeats the trial
+    deterministic: bool = False  # torch.use_deterministic_algorithms and cuDNN flags
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourcesConfig:
+    workers: int = 1  # Ray Train workers (data-parallel ranks) per trial
+    cpus_per_worker: int = 1  # also each worker's torch thread count
+    gpus_per_worker: float = 0.0  # 0: CPU; 0.25 packs four trials on one GPU
+
+    def __post_init__(self):
+        if self.workers < 1 or self.cpus_per_worker < 1:
+            raise ValueError("resources.workers and resources.cpus_per_worker must be >= 1")
+        if self.gpus_per_worker < 0:
+            raise ValueError(f"resources.gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.gpus_per_worker > 0
+
+
+SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "resources": ResourcesConfig,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    def __post_init__(self):
+        if self.model.bottleneck not in BOTTLENECKS:
+            raise ConfigError(
+                f"unknown model.bottleneck {self.model.bottleneck!r}; valid: "
+                f"{', '.join(sorted(BOTTLENECKS))}"
+            )
+        try:
+            check_dataset(self.data.dataset)
+        except UnknownDataset as error:
+            raise ConfigError(f"data.dataset: {error}") from None
+
+    def to_flat(self) -> dict[str, Any]:
+        """{'model.bottleneck': 'vq', 'train.lr': 0.0003, ...}: every field, dotted."""
+        return {
+            f"{section}.{key}": value
+            for section in SECTIONS
+            for key, value in dataclasses.asdict(getattr(self, section)).items()
+        }
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> "ExperimentConfig":
+        """Parse dotted keys (values typed or strings); missing keys keep their defaults."""
+        unknown = sorted(set(flat) - set(valid_keys()))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {unknown[0]!r}; valid: {', '.join(valid_keys())}"
+            )
+        sections = {}
+        for section, section_cls in SECTIONS.items():
+            values = {
+                f.name: parse_value(f"{section}.{f.name}", flat[f"{section}.{f.name}"], f.type)
+                for f in dataclasses.fields(section_cls)
+                if f"{section}.{f.name}" in flat
+            }
+            try:
+                sections[section] = section_cls(**values)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        return cls(**sections)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "ExperimentConfig":
+        return ExperimentConfig.from_flat({**self.to_flat(), **overrides})
+
+
+def valid_keys() -> list[str]:
+    return [
+        f"{section}.{f.name}"
+        for section, section_cls in SECTIONS.items()
+        for f in dataclasses.fields(section_cls)
+    ]
+
+
+def _field_type(annotation: Any) -> type:
+    """The runtime type of a field annotation ('int' or int; Optional is not used here)."""
+    if isinstance(annotation, str):
+        return {"int": int, "float": float, "str": str, "bool": bool}[annotation]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation):
+        raise TypeError(f"unsupported config annotation {annotation}")
+    return annotation
+
+
+def parse_value(key: str, value: Any, annotation: Any) -> Any:
+    """Coerce value to the field's type; strings come from MLflow params and the command line."""
+    kind = _field_type(annotation)
+    try:
+        if kind is bool:
+            return _parse_bool(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if kind is int and isinstance(value, str):
+            return int(value.strip())
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(value)

@@ -1,0 +1,146 @@
+"""The Ray Train worker loop: single-device code plus the few calls that make it data-parallel.
+
+Every rank trains on its slice of the train split; eval sums are all-reduced before they are
+reported, because Tune only hears rank 0. Only rank 0 writes checkpoints.
+"""
+
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from data.masking import fixed_eval_grid
+from models.autoencoder import Autoencoder, parameter_counts
+from trainers import checkpoints
+from trainers.config import ExperimentConfig
+from trainers.steps import Sums, evaluate, seed_everything, set_deterministic, train_epoch
+
+EVAL_BATCH = 256
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """Independent, reproducible stream per (seed, epoch, rank): resume repeats the same epochs."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """Object-store arrays are read-only views; they are only ever read, so share, don't copy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+def all_reduce(sums: Sums, device: torch.device) -> Sums:
+    if not dist.is_available() or not dist.is_initialized():
+        return sums
+    packed = torch.tensor([sums.loss, float(sums.count)], dtype=torch.float64, device=device)
+    dist.all_reduce(packed)
+    return Sums(packed[0].item(), int(packed[1].item()))
+
+
+def placement(device: torch.device) -> dict[str, str]:
+    """Where this trial ran, for the instability probe: host, device, library versions."""
+    info = {
+        "host": platform.node(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info |= {
+            "gpu_name": props.name,
+            "gpu_uuid": str(getattr(props, "uuid", "")),
+            "cuda": str(torch.version.cuda),
+            "cudnn": str(torch.backends.cudnn.version()),
+        }
+    return {f"placement.{key}": value for key, value in info.items()}
+
+
+class Evaluator:
+    """One split with its fixed masks, sliced to this rank; the same masks in every trial."""
+
+    def __init__(self, images: np.ndarray, cfg: ExperimentConfig, rank: int, world: int):
+        grid = cfg.data.resolution // cfg.data.patch_size
+        keep = fixed_eval_grid(len(images), grid, cfg.data.mask_ratio, cfg.data.eval_mask_seed)
+        self.images, self.keep, self.cfg = as_tensor(images)[rank::world], keep[rank::world], cfg
+
+    def __call__(self, model: Autoencoder, device: torch.device) -> tuple[float, dict]:
+        sums, stats = evaluate(model, self.images, self.keep, self.cfg.data, EVAL_BATCH, device)
+        return all_reduce(sums, device).mean, stats
+
+
+def build(cfg: ExperimentConfig, device: torch.device):
+    seed_everything(cfg.train.seed)
+    model = Autoencoder(cfg.model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    return model, optimizer
+
+
+def resume(model: Autoencoder, optimizer: torch.optim.Optimizer) -> int:
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        return checkpoints.restore(Path(folder), model, optimizer)
+
+
+def report(metrics: dict, model, optimizer, cfg: ExperimentConfig, epoch: int, rank: int) -> None:
+    """Every rank must call report; only rank 0 attaches the checkpoint."""
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if rank == 0:
+            checkpoints.save(Path(folder), model, optimizer, cfg, epoch)
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    cfg = ExperimentConfig.from_flat(loop_config["config"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(cfg.resources.cpus_per_worker)
+    if cfg.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        set_deterministic(True)
+    device = ray.train.torch.get_device()
+    splits = ray.get(loop_config["data"])
+    train_images = as_tensor(splits["train"])[rank::world]
+    val, test = (Evaluator(splits[name], cfg, rank, world) for name in ("val", "test"))
+
+    model, optimizer = build(cfg, device)
+    start = resume(model, optimizer)
+    bare = model
+    model = ray.train.torch.prepare_model(model)
+    counts = parameter_counts(bare)
+    for epoch in range(start, cfg.train.epochs):
+        generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, rank))
+        train = train_epoch(
+            model, optimizer, train_images, cfg.data, cfg.train.batch_size, generator, device
+        )
+        val_loss, val_stats = val(model, device)
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": all_reduce(train, device).mean,
+            "val_loss": val_loss,
+            **{f"val_{k}": v for k, v in val_stats.items()},
+        }
+        if epoch == 0 or epoch == start:
+            metrics |= placement(device)
+        if epoch + 1 == cfg.train.epochs:
+            test_loss, test_stats = test(model, device)
+            metrics |= {
+                "test_loss": test_loss,
+                **counts,
+                **{f"test_{k}": v for k, v in test_stats.items()},
+            }
+        report(metrics, bare, optimizer, cfg, epoch + 1, rank)

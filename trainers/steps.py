@@ -1,0 +1,103 @@
+"""Single-device training and evaluation steps, free of Ray so unit tests can run them."""
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data.config import DataConfig
+from data.masking import apply_mask, patch_keep_grid
+from models.autoencoder import Autoencoder
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """The determinism switch for the placement probe; cuBLAS needs its workspace env too."""
+    torch.use_deterministic_algorithms(enabled, warn_only=False)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+
+
+def to_unit(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float in [0, 1] on device: conversion happens after the copy."""
+    return batch.to(device, non_blocking=True).float().div_(255)
+
+
+@dataclass
+class Sums:
+    """Loss sums over images, reduced across workers before division, so means are exact."""
+
+    loss: float = 0.0
+    count: int = 0
+
+    @property
+    def mean(self) -> float:
+        return self.loss / max(self.count, 1)
+
+
+def reconstruction_loss(
+    model: Autoencoder, images: torch.Tensor, keep: torch.Tensor, patch: int
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Per-image MSE (B,) of the reconstruction of masked images against the unmasked ones."""
+    recon, aux_loss, stats = model(apply_mask(images, keep, patch))
+    per_image = F.mse_loss(recon.float(), images, reduction="none").mean(dim=(1, 2, 3))
+    return per_image, aux_loss, stats
+
+
+def train_epoch(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    cfg: DataConfig,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Sums:
+    """One shuffled pass; masks and order come from generator, so a seed repeats the epoch."""
+    model.train()
+    order = torch.randperm(len(images), generator=generator)
+    grid = cfg.resolution // cfg.patch_size
+    losses = []
+    for start in range(0, len(images), batch_size):
+        batch = to_unit(images[order[start : start + batch_size]], device)
+        keep = patch_keep_grid(len(batch), grid, cfg.mask_ratio, generator).to(device)
+        per_image, aux_loss, _ = reconstruction_loss(model, batch, keep, cfg.patch_size)
+        loss = per_image.mean() + aux_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(per_image.detach().sum())
+    total = torch.stack(losses).sum().item() if losses else 0.0  # one host sync per epoch
+    return Sums(total, len(images))
+
+
+@torch.no_grad()
+def evaluate(
+    model: Autoencoder,
+    images: torch.Tensor,
+    keep_grid: torch.Tensor,
+    cfg: DataConfig,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[Sums, dict[str, float]]:
+    """Loss sums on fixed masks, and the bottleneck's stats averaged over batches."""
+    model.eval()
+    losses, stats_sums = [], {}
+    for start in range(0, len(images), batch_size):
+        batch = to_unit(images[start : start + batch_size], device)
+        keep = keep_grid[start : start + batch_size].to(device)
+        per_image, _, stats = reconstruction_loss(model, batch, keep, cfg.patch_size)
+        losses.append(per_image.sum())
+        for key, value in stats.items():
+            stats_sums[key] = stats_sums.get(key, 0.0) + value
+    batches = max(1, -(-len(images) // batch_size))
+    stats = {key: float(value) / batches for key, value in stats_sums.items()}
+    total = torch.stack(losses).sum().item() if losses else 0.0
+    return Sums(total, len(images)), stats

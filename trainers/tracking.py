@@ -1,0 +1,123 @@
+"""Every MLflow call ovat makes, in one place.
+
+Only the sweep driver process writes to MLflow (see `sweeps.mlflow_callback`): trials report
+to Tune and the driver logs for them, so concurrent trials never contend for the SQLite store.
+"""
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+TAG = "ovat."  # prefix of every tag ovat sets
+BATCH = 100  # MLflow's log_batch accepts at most 100 params per call
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def client() -> MlflowClient:
+    mlflow.set_tracking_uri(tracking_uri())
+    return MlflowClient(tracking_uri())
+
+
+def experiment_id(name: str) -> str:
+    existing = client().get_experiment_by_name(name)
+    return existing.experiment_id if existing else client().create_experiment(name)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def start_run(
+    experiment: str,
+    name: str,
+    tags: dict[str, str],
+    params: dict | None = None,
+    parent_id: str | None = None,
+) -> str:
+    tags = {**tags, "mlflow.source.git.commit": git_commit()}
+    if parent_id:
+        tags["mlflow.parentRunId"] = parent_id
+    run = client().create_run(
+        experiment_id(experiment), run_name=name, tags={k: str(v) for k, v in tags.items()}
+    )
+    log_params(run.info.run_id, params or {})
+    return run.info.run_id
+
+
+def find_run(tags: dict[str, str]) -> str | None:
+    """The run with exactly these ovat tags, so a resumed trial continues its own run."""
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = client().search_runs(_all_experiments(), query, max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def log_params(run_id: str, params: dict) -> None:
+    items = [Param(k, str(v)) for k, v in params.items()]
+    for start in range(0, len(items), BATCH):
+        client().log_batch(run_id, params=items[start : start + BATCH])
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int) -> None:
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    for start in range(0, len(items), BATCH):
+        client().log_batch(run_id, metrics=items[start : start + BATCH])
+
+
+def set_tags(run_id: str, tags: dict[str, str]) -> None:
+    client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_artifacts(run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+    client().log_artifacts(run_id, str(folder), artifact_path)
+
+
+def log_artifact(run_id: str, path: Path) -> None:
+    client().log_artifact(run_id, str(path))
+
+
+def end_run(run_id: str, failed: bool = False) -> None:
+    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+    client().set_terminated(run_id, status)
+
+
+def _all_experiments() -> list[str]:
+    return [e.experiment_id for e in client().search_experiments()]
+
+
+def search_runs(tags: dict[str, str]) -> list:
+    """All runs (any experiment) whose tags match, oldest first."""
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    return client().search_runs(
+        _all_experiments(), query, max_results=50_000, order_by=["attributes.start_time ASC"]
+    )
+
+
+def latest_sweep_id() -> str | None:
+    runs = client().search_runs(
+        _all_experiments(),
+        f"tags.`{TAG}role` = 'sweep'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0].data.tags.get(f"{TAG}sweep_id") if runs else None

@@ -1,0 +1,58 @@
+"""One Tune trial = one Ray Train `TorchTrainer` run (the Train V2 way of nesting them).
+
+The trial function is only a driver: it asks for almost no resources itself, and its
+TorchTrainer's workers hold the trial's real CPUs and GPUs.
+"""
+
+import ray.train
+import ray.tune
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from trainers.config import ExperimentConfig, ResourcesConfig
+from trainers.loop import train_loop_per_worker
+
+# Tune refuses an empty request and {"CPU": 0} alone; one byte of memory is accepted and leaves
+# every CPU to the workers (a 0.01 CPU driver would make 2 one-CPU trials not fit on 2 CPUs).
+DRIVER_RESOURCES = {"CPU": 0, "memory": 1}
+
+
+def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
+    per_worker = {"CPU": resources.cpus_per_worker}
+    if resources.use_gpu:
+        per_worker["GPU"] = resources.gpus_per_worker
+    return ray.train.ScalingConfig(
+        num_workers=resources.workers, use_gpu=resources.use_gpu, resources_per_worker=per_worker
+    )
+
+
+def trial_resources(resources: ResourcesConfig) -> dict[str, float]:
+    """What one trial holds while it trains: its driver plus all of its workers."""
+    need = {"CPU": float(resources.workers * resources.cpus_per_worker)}
+    if resources.use_gpu:
+        need["GPU"] = resources.workers * resources.gpus_per_worker
+    return need
+
+
+def run_trial(config: dict, data_refs: dict, storage_path: str) -> None:
+    """Tune's function trainable; config["trial"] carries the flat config and the data key."""
+    trial = config["trial"]
+    cfg = ExperimentConfig.from_flat(trial["config"])
+    trial_id = ray.tune.get_context().get_trial_id()
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": trial["config"], "data": data_refs[trial["data_key"]]},
+        scaling_config=scaling_config(cfg.resources),
+        run_config=ray.train.RunConfig(
+            name=f"train-trial_id={trial_id}",  # no timestamp: restore finds it by name
+            storage_path=storage_path,
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    trainer.fit()
+
+
+def trainable(data_refs: dict, storage_path: str):
+    fn = ray.tune.with_parameters(run_trial, data_refs=data_refs, storage_path=storage_path)
+    return ray.tune.with_resources(fn, DRIVER_RESOURCES)

@@ -14,14 +14,21 @@ EPOCHS ?=
 DATASET ?=
 SET ?=
 SWEEP ?= latest
+RUN ?=
+SPLITS ?= val,test
+BOTTLENECK ?= softvq
+TRAIN ?= bottleneck.norm.*
+STEPS ?= 200
+SHOTS ?= 0
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup sweep rank list test test-unit lint format ui clean
+.PHONY: help setup sweep rank eval transplant finetune list test test-unit lint format ui clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: ABLATION=$(ABLATION) SEEDS= EPOCHS= DATASET= SET='key=value ...' SWEEP=$(SWEEP)"
+	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS)"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
 
@@ -37,6 +44,15 @@ sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, E
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
 	$(OVAT) rank $(SWEEP)
+
+eval: setup ## evaluate RUN's checkpoint on SPLITS (DATASET= for another variant)
+	$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET))
+
+transplant: setup ## put a fresh, untrained BOTTLENECK into RUN's trained model and evaluate
+	$(OVAT) transplant "$(RUN)" --bottleneck $(BOTTLENECK)
+
+finetune: setup ## fine-tune RUN for STEPS with only TRAIN's parameters trainable (SHOTS=N images)
+	$(OVAT) finetune "$(RUN)" --train '$(TRAIN)' --steps $(STEPS) --shots $(SHOTS)
 
 list: setup ## list ablations, bottlenecks and datasets
 	$(OVAT) list

@@ -61,6 +61,42 @@ def cmd_rank(args: argparse.Namespace) -> None:
     print(rebuild(args.sweep))
 
 
+def show(kind: str, outcome: dict) -> None:
+    source = outcome["source"]
+    scores = "  ".join(f"{k} {v:.6f}" for k, v in outcome["metrics"].items() if "loss" in k)
+    print(f"ovat: {kind} of {source.name} ({source.run.info.run_id}): {scores}")
+    logged = source.run.data.metrics.get("test_loss")
+    if kind == "eval" and logged is not None and "test_loss" in outcome["metrics"]:
+        delta = outcome["metrics"]["test_loss"] - logged
+        print(f"ovat: source's logged test_loss {logged:.6f}, difference {delta:+.3g}")
+    for row in outcome.get("audit", []):
+        if row.trainable and not row.got_gradient:
+            print(f"ovat: WARNING {row.name} is trainable but never got a gradient")
+    print(f"ovat: logged as run {outcome['run_id']} (tag ovat.source_run={source.run.info.run_id})")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from trainers.followups import evaluate_run
+
+    show("eval", evaluate_run(args.run, args.dataset or "", args.splits))
+
+
+def cmd_transplant(args: argparse.Namespace) -> None:
+    from trainers.followups import transplant_run
+
+    if args.bottleneck not in BOTTLENECKS:
+        raise ConfigError(
+            f"unknown bottleneck {args.bottleneck!r}; valid: {', '.join(sorted(BOTTLENECKS))}"
+        )
+    show("transplant", transplant_run(args.run, args.bottleneck, args.seed))
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from trainers.followups import finetune_run
+
+    show("finetune", finetune_run(args.run, args.train, args.steps, args.shots, args.lr))
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     print("ablations: " + ", ".join(ablations.available()))
     print("bottlenecks: " + ", ".join(sorted(BOTTLENECKS)))
@@ -88,6 +124,23 @@ def parser() -> argparse.ArgumentParser:
     rank = sub.add_parser("rank", help="rebuild a sweep's ranking table from MLflow")
     rank.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
     rank.set_defaults(func=cmd_rank)
+    evaluate = sub.add_parser("eval", help="evaluate a run's checkpoint on val and test")
+    evaluate.add_argument("run", help="run id or run name")
+    evaluate.add_argument("--dataset", help="another prepared data variant (default: the run's)")
+    evaluate.add_argument("--splits", default="val,test", help="comma-separated splits")
+    evaluate.set_defaults(func=cmd_eval)
+    graft = sub.add_parser("transplant", help="swap in a fresh, untrained bottleneck and evaluate")
+    graft.add_argument("run", help="run id or run name of the trained model")
+    graft.add_argument("--bottleneck", required=True, help="the untrained bottleneck to put in")
+    graft.add_argument("--seed", type=int, help="seed of the new bottleneck (default: the run's)")
+    graft.set_defaults(func=cmd_transplant)
+    tune = sub.add_parser("finetune", help="fine-tune only the parameters matching TRAIN")
+    tune.add_argument("run", help="run id or run name")
+    tune.add_argument("--train", required=True, help="name patterns, e.g. 'bottleneck.norm.*'")
+    tune.add_argument("--steps", type=int, default=200, help="optimizer steps")
+    tune.add_argument("--shots", type=int, default=0, help="train on the first N images only")
+    tune.add_argument("--lr", type=float, help="learning rate (default: the run's)")
+    tune.set_defaults(func=cmd_finetune)
     listing = sub.add_parser("list", help="list ablations, bottlenecks and datasets")
     listing.set_defaults(func=cmd_list)
     return top

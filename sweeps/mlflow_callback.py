@@ -14,7 +14,7 @@ from ray.tune.result import AUTO_RESULT_KEYS
 from trainers import tracking
 
 SKIP = set(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag", "checkpoint_path"}
-PLACEMENT = "placement."
+TAG_PREFIXES = ("placement.", tracking.TAG)  # string results under these become run tags
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ def error_reason(trial) -> str:
     error = trial.get_pickled_error() or trial.get_error()
     lines = str(error or "trial failed").strip().splitlines() or ["trial failed"]
     return lines[-1][:5000]
+
+
+def tags_of(result: dict) -> dict[str, str]:
+    return {k: v for k, v in result.items() if isinstance(v, str) and k.startswith(TAG_PREFIXES)}
 
 
 class MlflowTrialLogger(ray.tune.Callback):
@@ -77,9 +81,9 @@ class MlflowTrialLogger(ray.tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         run_id = self.run_for(trial)
         tracking.log_metrics(run_id, metrics_of(result), step=int(result.get("epoch", 0)))
-        placement = {k: v for k, v in result.items() if k.startswith(PLACEMENT)}
-        if placement:
-            tracking.set_tags(run_id, placement)
+        tags = tags_of(result)
+        if tags:
+            tracking.set_tags(run_id, tags)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self.run_for(trial)

@@ -26,6 +26,12 @@ class TrialProgress(ray.tune.Callback):
         if "test_loss" in result:
             text += f" test {result['test_loss']:.4f}"
         self.say(trial, text)
+        if result.get("ovat.untrained"):
+            self.say(
+                trial, f"WARNING trainable but never got a gradient: {result['ovat.untrained']}"
+            )
+        if result.get("ovat.frozen_changed"):
+            self.say(trial, f"WARNING frozen but changed: {result['ovat.frozen_changed']}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1

@@ -26,6 +26,10 @@ class TrialRow:
     test_loss: float  # NaN when the trial did not finish
     params_total: int
     params_bottleneck: int
+    fingerprint: str = ""  # architecture hash (trainers.audit.fingerprint)
+    untrained: str = ""  # trainable tensors that never got a gradient, comma-joined
+    frozen_changed: str = ""
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class RankRow:
     params_bottleneck: int
     runs: str
     failed: int
+    notes: str  # audit warnings and architecture collisions; empty when all is well
 
 
 def trial_rows(sweep_id: str) -> list[TrialRow]:
@@ -54,6 +59,10 @@ def trial_rows(sweep_id: str) -> list[TrialRow]:
                 test_loss=metrics.get("test_loss", math.nan),
                 params_total=int(metrics.get("params_total", 0)),
                 params_bottleneck=int(metrics.get("params_bottleneck", 0)),
+                fingerprint=tags.get(f"{T}fingerprint", ""),
+                untrained=tags.get(f"{T}untrained", ""),
+                frozen_changed=tags.get(f"{T}frozen_changed", ""),
+                run_id=run.info.run_id,
             )
         )
     return rows
@@ -77,10 +86,29 @@ def rank(rows: list[TrialRow]) -> list[RankRow]:
                 "params_bottleneck": max(r.params_bottleneck for r in group),
                 "runs": ", ".join(sorted(r.run_name for r in group)),
                 "failed": len(group) - len(losses),
+                "notes": notes(value, group, rows),
             }
         )
     summaries.sort(key=lambda s: (math.isnan(s["test_loss_mean"]), s["test_loss_mean"]))
     return [RankRow(rank=i + 1, **s) for i, s in enumerate(summaries)]
+
+
+def notes(value: str, group: list[TrialRow], rows: list[TrialRow]) -> str:
+    """Warnings a reader must see next to the number: untrained tensors, and other values of
+    the sweep with this value's exact architecture (the group's ffn runs trained the VQ)."""
+    found = []
+    for label, attr in (
+        ("never got a gradient", "untrained"),
+        ("frozen but changed", "frozen_changed"),
+    ):
+        names = sorted({n for r in group for n in getattr(r, attr).split(",") if n})
+        if names:
+            found.append(f"{label}: {', '.join(names)}")
+    prints = {r.fingerprint for r in group if r.fingerprint}
+    twins = sorted({r.value for r in rows if r.value != value and r.fingerprint in prints})
+    if twins:
+        found.append(f"same architecture as {', '.join(twins)}")
+    return "; ".join(found)
 
 
 def _loss(x: float) -> str:
@@ -89,22 +117,82 @@ def _loss(x: float) -> str:
 
 def to_markdown(ranking: list[RankRow], title: str) -> str:
     head = (
-        "| rank | value | test loss | ± std | n | params total | params bottleneck | runs |\n"
-        "|---:|---|---:|---:|---:|---:|---:|---|"
+        "| rank | value | test loss | ± std | n | params total | params bottleneck | runs | notes |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---|---|"
     )
     lines = [
         f"| {r.rank} | {r.value} | {_loss(r.test_loss_mean)} | {_loss(r.test_loss_std)} | "
         f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {r.params_total:,} | "
-        f"{r.params_bottleneck:,} | {r.runs} |"
+        f"{r.params_bottleneck:,} | {r.runs} | {r.notes} |"
         for r in ranking
     ]
     return "\n".join([f"### {title}", "", head, *lines, ""])
 
 
-def write(ranking: list[RankRow], folder: Path, title: str) -> dict[str, Path]:
+@dataclass(frozen=True)
+class FollowUp:
+    run_name: str
+    kind: str  # eval, transplant, finetune
+    source: str  # the source run's name
+    val_loss: float
+    test_loss: float
+    notes: str
+
+
+def followups(trial_run_ids: dict[str, str]) -> list[FollowUp]:
+    """Follow-up runs descending from the sweep's trials, also follow-ups of follow-ups.
+
+    trial_run_ids maps run id -> run name for the sweep's trials.
+    """
+    names, found = dict(trial_run_ids), []
+    for run in tracking.runs_with_source():  # oldest first: sources precede what they feed
+        tags, metrics = run.data.tags, run.data.metrics
+        if tags.get(f"{T}source_run") not in names:
+            continue
+        names[run.info.run_id] = run.info.run_name
+        note = []
+        if "test_loss_before" in metrics:
+            note.append(f"test loss before {metrics['test_loss_before']:.4f}")
+        if tags.get(f"{T}trainable"):
+            note.append(f"trained: {tags[f'{T}trainable']}")
+        if tags.get(f"{T}untrained"):
+            note.append(f"never got a gradient: {tags[f'{T}untrained']}")
+        found.append(
+            FollowUp(
+                run.info.run_name,
+                tags.get(f"{T}role", "?"),
+                names[tags[f"{T}source_run"]],
+                metrics.get("val_loss", math.nan),
+                metrics.get("test_loss", math.nan),
+                "; ".join(note),
+            )
+        )
+    return found
+
+
+def followups_markdown(rows: list[FollowUp]) -> str:
+    if not rows:
+        return ""
+    lines = [
+        "#### Follow-up runs",
+        "",
+        "| run | kind | source | val loss | test loss | notes |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    lines += [
+        f"| {r.run_name} | {r.kind} | {r.source} | {_loss(r.val_loss)} | "
+        f"{_loss(r.test_loss)} | {r.notes} |"
+        for r in rows
+    ]
+    return "\n".join([*lines, ""])
+
+
+def write(ranking: list[RankRow], folder: Path, title: str, appendix: str = "") -> dict[str, Path]:
+    """ranking.md (the table, then any appendix such as follow-ups) and ranking.parquet."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / "ranking.md", "parquet": folder / "ranking.parquet"}
-    paths["markdown"].write_text(to_markdown(ranking, title))
+    text = to_markdown(ranking, title)
+    paths["markdown"].write_text(f"{text}\n{appendix}" if appendix else text)
     columns = {name: [getattr(r, name) for r in ranking] for name in RankRow.__dataclass_fields__}
     schema = pa.schema(
         [(name, _arrow_type(RankRow.__dataclass_fields__[name].type)) for name in columns]

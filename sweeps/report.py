@@ -4,22 +4,18 @@ Reads MLflow only, so `ovat rank` rebuilds any sweep's table from the tracking s
 on any machine that can reach it. Imports no Ray.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweeps import ranking
 from trainers import tracking
+from trainers.paths import results_dir
 
 T = tracking.TAG
 
 
 class UnknownSweep(LookupError):
     pass
-
-
-def results_dir() -> Path:
-    return Path(os.environ.get("OVAT_RESULTS", "results")).resolve()
 
 
 @dataclass(frozen=True)
@@ -44,9 +40,11 @@ def sweep_run(sweep_id: str):
 
 def publish(sweep_id: str, parent_run_id: str, ablation: str) -> Report:
     """Rank from MLflow, write the table files, attach them to the sweep run, point latest."""
-    table = ranking.rank(ranking.trial_rows(sweep_id))
+    rows = ranking.trial_rows(sweep_id)
+    table = ranking.rank(rows)
     title = f"{sweep_id}: test loss by {ablation}"
-    paths = ranking.write(table, results_dir() / sweep_id, title)
+    later = ranking.followups({r.run_id: r.run_name for r in rows})
+    paths = ranking.write(table, results_dir() / sweep_id, title, ranking.followups_markdown(later))
     for path in paths.values():
         tracking.log_artifact(parent_run_id, path)
     results_dir().mkdir(parents=True, exist_ok=True)

@@ -7,29 +7,24 @@ before Ray starts, so a typo costs a second, not a cluster start-up.
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
 import ray.tune
 
-from data.registry import prepare
-from data.shards import read_split
 from sweeps import ablation as ablations
 from sweeps import report
 from sweeps.mlflow_callback import MlflowTrialLogger, SweepInfo
 from sweeps.progress import TrialProgress
 from trainers import tracking
 from trainers.config import ExperimentConfig
+from trainers.evaluation import load_splits
+from trainers.paths import results_dir
 from trainers.trial import trainable, trial_resources
 
 
 class ResourceError(RuntimeError):
     pass
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("OVAT_DATA_DIR", ".ovat/data")).resolve()
 
 
 def data_key(cfg: ExperimentConfig) -> str:
@@ -44,13 +39,7 @@ def put_datasets(trials: list[ablations.TrialSpec]) -> dict[str, ray.ObjectRef]:
         cfg = ExperimentConfig.from_flat(spec.config)
         key = data_key(cfg)
         if key not in refs:
-            folder = prepare(cfg.data, data_dir())
-            refs[key] = ray.put(
-                {
-                    split: read_split(folder, split, cfg.data.limit)
-                    for split in ("train", "val", "test")
-                }
-            )
+            refs[key] = ray.put(load_splits(cfg))
     return refs
 
 
@@ -111,7 +100,7 @@ def run_sweep(
     )
     ensure_ray()
     sweep = SweepInfo(sweep_id, name, vary, experiment, parent, base.data.dataset)
-    storage = report.results_dir() / "ray"
+    storage = results_dir() / "ray"
     tuner = ray.tune.Tuner(
         trainable(put_datasets(trials), str(storage / sweep_id)),
         param_space={"trial": ray.tune.grid_search([trial_payload(t) for t in trials])},

@@ -36,3 +36,38 @@ def ray_session(data_dir):
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+SWEEP_EPOCHS = 2
+
+
+@pytest.fixture(scope="session")
+def pair_sweep(ray_session, tmp_path_factory):
+    """One real 2-value x 2-seed sweep (vq, ffn) that several integration tests read."""
+    import mlflow
+
+    from sweeps import ablation as ablations
+    from sweeps.runner import run_sweep
+
+    folder = tmp_path_factory.mktemp("sweep")
+    tiny = {"train.epochs": SWEEP_EPOCHS, "data.limit": 96, "train.batch_size": 32}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+        patch.setenv("OVAT_RESULTS", str(folder / "results"))
+        patch.chdir(folder)
+        raw = {"vary": {"model.bottleneck": ["vq", "ffn"]}, "baseline": "vq", "seeds": 2}
+        ablation = ablations.parse("pair", raw, ablations.ABLATIONS_DIR / "pair.yaml")
+        report = run_sweep(ablation, tiny)
+        client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        yield report, client, runs, folder
+
+
+@pytest.fixture
+def in_sweep_store(pair_sweep, monkeypatch):
+    """Point MLflow and results at the shared sweep's store for one test."""
+    folder = pair_sweep[3]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+    monkeypatch.setenv("OVAT_RESULTS", str(folder / "results"))
+    monkeypatch.chdir(folder)
+    return pair_sweep

@@ -22,12 +22,16 @@ def save(
     optimizer: torch.optim.Optimizer,
     cfg: ExperimentConfig,
     epoch: int,
+    extra: dict[str, str] | None = None,
 ) -> Path:
+    """Weights, optimizer state, epoch and config; `extra` adds text files (the audit)."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), folder / MODEL_FILE)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
     (folder / STATE_FILE).write_text(json.dumps({"epoch": epoch}))
     (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_flat(), indent=2))
+    for filename, text in (extra or {}).items():
+        (folder / filename).write_text(text)
     return folder
 
 

@@ -4,10 +4,11 @@ Every rank trains on its slice of the train split; eval sums are all-reduced bef
 reported, because Tune only hears rank 0. Only rank 0 writes checkpoints.
 """
 
+import functools
+import json
 import os
 import platform
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,25 +18,16 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from data.masking import fixed_eval_grid
 from models.autoencoder import Autoencoder, parameter_counts
-from trainers import checkpoints
+from trainers import audit, checkpoints
 from trainers.config import ExperimentConfig
-from trainers.steps import Sums, evaluate, seed_everything, set_deterministic, train_epoch
-
-EVAL_BATCH = 256
+from trainers.evaluation import Evaluator, as_tensor
+from trainers.steps import Sums, seed_everything, set_deterministic, train_epoch
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     """Independent, reproducible stream per (seed, epoch, rank): resume repeats the same epochs."""
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-
-
-def as_tensor(array: np.ndarray) -> torch.Tensor:
-    """Object-store arrays are read-only views; they are only ever read, so share, don't copy."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(array)
 
 
 def all_reduce(sums: Sums, device: torch.device) -> Sums:
@@ -65,19 +57,6 @@ def placement(device: torch.device) -> dict[str, str]:
     return {f"placement.{key}": value for key, value in info.items()}
 
 
-class Evaluator:
-    """One split with its fixed masks, sliced to this rank; the same masks in every trial."""
-
-    def __init__(self, images: np.ndarray, cfg: ExperimentConfig, rank: int, world: int):
-        grid = cfg.data.resolution // cfg.data.patch_size
-        keep = fixed_eval_grid(len(images), grid, cfg.data.mask_ratio, cfg.data.eval_mask_seed)
-        self.images, self.keep, self.cfg = as_tensor(images)[rank::world], keep[rank::world], cfg
-
-    def __call__(self, model: Autoencoder, device: torch.device) -> tuple[float, dict]:
-        sums, stats = evaluate(model, self.images, self.keep, self.cfg.data, EVAL_BATCH, device)
-        return all_reduce(sums, device).mean, stats
-
-
 def build(cfg: ExperimentConfig, device: torch.device):
     seed_everything(cfg.train.seed)
     model = Autoencoder(cfg.model)
@@ -94,12 +73,20 @@ def resume(model: Autoencoder, optimizer: torch.optim.Optimizer) -> int:
         return checkpoints.restore(Path(folder), model, optimizer)
 
 
-def report(metrics: dict, model, optimizer, cfg: ExperimentConfig, epoch: int, rank: int) -> None:
+def report(
+    metrics: dict,
+    model,
+    optimizer,
+    cfg: ExperimentConfig,
+    epoch: int,
+    rank: int,
+    extra: dict[str, str] | None = None,
+) -> None:
     """Every rank must call report; only rank 0 attaches the checkpoint."""
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if rank == 0:
-            checkpoints.save(Path(folder), model, optimizer, cfg, epoch)
+            checkpoints.save(Path(folder), model, optimizer, cfg, epoch, extra)
             checkpoint = ray.train.Checkpoint.from_directory(folder)
         ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -115,13 +102,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
     device = ray.train.torch.get_device()
     splits = ray.get(loop_config["data"])
     train_images = as_tensor(splits["train"])[rank::world]
-    val, test = (Evaluator(splits[name], cfg, rank, world) for name in ("val", "test"))
+    reduce = functools.partial(all_reduce, device=device)
+    val, test = (Evaluator(splits[n], cfg, rank, world, reduce) for n in ("val", "test"))
 
     model, optimizer = build(cfg, device)
     start = resume(model, optimizer)
     bare = model
     model = ray.train.torch.prepare_model(model)
     counts = parameter_counts(bare)
+    watch = audit.UpdateAudit(bare)
     for epoch in range(start, cfg.train.epochs):
         generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, rank))
         train = train_epoch(
@@ -136,6 +125,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         }
         if epoch == 0 or epoch == start:
             metrics |= placement(device)
+        extra = None
         if epoch + 1 == cfg.train.epochs:
             test_loss, test_stats = test(model, device)
             metrics |= {
@@ -143,4 +133,24 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 **counts,
                 **{f"test_{k}": v for k, v in test_stats.items()},
             }
-        report(metrics, bare, optimizer, cfg, epoch + 1, rank)
+            rows = watch.close()
+            metrics |= audit_metrics(rows, bare)
+            extra = audit_files(rows)
+        report(metrics, bare, optimizer, cfg, epoch + 1, rank, extra)
+
+
+def audit_metrics(rows: list[audit.ParamAudit], model: Autoencoder) -> dict:
+    """Counts as metrics; names and the fingerprint as `ovat.*` strings that become tags."""
+    return {
+        **audit.summary(rows),
+        "ovat.untrained": ",".join(audit.untrained(rows)),
+        "ovat.frozen_changed": ",".join(audit.frozen_changed(rows)),
+        "ovat.fingerprint": audit.fingerprint(model),
+    }
+
+
+def audit_files(rows: list[audit.ParamAudit]) -> dict[str, str]:
+    return {
+        "audit.md": audit.to_markdown(rows),
+        "audit.json": json.dumps(audit.as_records(rows), indent=2),
+    }

@@ -51,6 +51,25 @@ def reconstruction_loss(
     return per_image, aux_loss, stats
 
 
+def train_step(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    cfg: DataConfig,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """One update on a uint8 batch; returns the batch's summed per-image loss, on device."""
+    images = to_unit(batch, device)
+    grid = cfg.resolution // cfg.patch_size
+    keep = patch_keep_grid(len(images), grid, cfg.mask_ratio, generator).to(device)
+    per_image, aux_loss, _ = reconstruction_loss(model, images, keep, cfg.patch_size)
+    optimizer.zero_grad(set_to_none=True)
+    (per_image.mean() + aux_loss).backward()
+    optimizer.step()
+    return per_image.detach().sum()
+
+
 def train_epoch(
     model: Autoencoder,
     optimizer: torch.optim.Optimizer,
@@ -63,19 +82,35 @@ def train_epoch(
     """One shuffled pass; masks and order come from generator, so a seed repeats the epoch."""
     model.train()
     order = torch.randperm(len(images), generator=generator)
-    grid = cfg.resolution // cfg.patch_size
-    losses = []
-    for start in range(0, len(images), batch_size):
-        batch = to_unit(images[order[start : start + batch_size]], device)
-        keep = patch_keep_grid(len(batch), grid, cfg.mask_ratio, generator).to(device)
-        per_image, aux_loss, _ = reconstruction_loss(model, batch, keep, cfg.patch_size)
-        loss = per_image.mean() + aux_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(per_image.detach().sum())
+    losses = [
+        train_step(model, optimizer, images[order[i : i + batch_size]], cfg, generator, device)
+        for i in range(0, len(images), batch_size)
+    ]
     total = torch.stack(losses).sum().item() if losses else 0.0  # one host sync per epoch
     return Sums(total, len(images))
+
+
+def train_steps(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    cfg: DataConfig,
+    batch_size: int,
+    steps: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Sums:
+    """Exactly `steps` updates, reshuffling whenever the images run out (few-shot fine-tunes)."""
+    model.train()
+    losses, seen, order = [], 0, torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        if len(order) == 0:
+            order = torch.randperm(len(images), generator=generator)
+        batch, order = order[:batch_size], order[batch_size:]
+        losses.append(train_step(model, optimizer, images[batch], cfg, generator, device))
+        seen += len(batch)
+    total = torch.stack(losses).sum().item() if losses else 0.0
+    return Sums(total, seen)
 
 
 @torch.no_grad()

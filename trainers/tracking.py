@@ -121,3 +121,44 @@ def latest_sweep_id() -> str | None:
         order_by=["attributes.start_time DESC"],
     )
     return runs[0].data.tags.get(f"{TAG}sweep_id") if runs else None
+
+
+def resolve_run(ref: str):
+    """A run by id, or by name (the newest of that name); a clear error when neither exists."""
+    try:
+        return client().get_run(ref)
+    except mlflow.exceptions.MlflowException:
+        pass
+    runs = client().search_runs(
+        _all_experiments(),
+        f"attributes.run_name = '{ref}'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    if runs:
+        return runs[0]
+    recent = client().search_runs(
+        _all_experiments(),
+        f"tags.`{TAG}role` != 'sweep'",
+        max_results=5,
+        order_by=["attributes.start_time DESC"],
+    )
+    hint = ", ".join(r.info.run_name for r in recent) or "none yet: run `make sweep` first"
+    raise LookupError(f"no run {ref!r} in {tracking_uri()}; recent runs: {hint}")
+
+
+def download_checkpoint(run_id: str, destination: Path) -> Path:
+    names = {a.path for a in client().list_artifacts(run_id)}
+    if "checkpoint" not in names:
+        raise LookupError(f"run {run_id} has no checkpoint artifact (artifacts: {sorted(names)})")
+    return Path(client().download_artifacts(run_id, "checkpoint", str(destination)))
+
+
+def runs_with_source() -> list:
+    """Every follow-up run (eval, transplant, finetune): those tagged with a source run."""
+    return client().search_runs(
+        _all_experiments(),
+        f"tags.`{TAG}source_run` LIKE '%'",
+        max_results=50_000,
+        order_by=["attributes.start_time ASC"],
+    )

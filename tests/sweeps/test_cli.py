@@ -41,10 +41,20 @@ def test_bad_input_is_one_clear_line(args, message, workspace):
     assert not (workspace / "mlflow.db").exists() and not (workspace / "results").exists()
 
 
-def test_rank_of_a_sweep_that_does_not_exist(workspace):
-    result = ovat("rank", "nope-123", cwd=workspace)
-    assert result.returncode == 2
-    assert "no sweep 'nope-123'" in result.stderr and "Traceback" not in result.stderr
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rank", "nope-123"], "no sweep 'nope-123'"),
+        (["eval", "nope-run"], "no run 'nope-run' in sqlite:///"),
+        (["eval", "x", "--splits", "holdout"], "unknown split 'holdout'; valid: train, val, test"),
+        (["transplant", "x", "--bottleneck", "vqq"], "unknown bottleneck 'vqq'; valid: amvq"),
+        (["finetune", "x", "--train", "a", "--steps", "-1"], "STEPS and SHOTS must be >= 0"),
+    ],
+)
+def test_follow_up_commands_reject_bad_input(args, message, workspace):
+    result = ovat(*args, cwd=workspace)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_debug_shows_the_traceback(workspace):

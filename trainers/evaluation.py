@@ -1,0 +1,47 @@
+"""Scoring a model on a split with its fixed masks: the same code in trials and follow-ups, so
+a re-evaluated checkpoint reproduces the trial's logged loss exactly."""
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from data.masking import fixed_eval_grid
+from data.registry import prepare
+from data.shards import read_split
+from models.autoencoder import Autoencoder
+from trainers.config import ExperimentConfig
+from trainers.paths import data_dir
+from trainers.steps import Sums, evaluate
+
+EVAL_BATCH = 256
+SPLITS = ("train", "val", "test")
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """Object-store arrays are read-only views; they are only ever read, so share, don't copy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+def load_splits(cfg: ExperimentConfig, names=SPLITS) -> dict[str, np.ndarray]:
+    """Prepare the config's data variant once, then read the named splits as uint8 arrays."""
+    folder = prepare(cfg.data, data_dir())
+    return {name: read_split(folder, name, cfg.data.limit) for name in names}
+
+
+class Evaluator:
+    """One split with its fixed masks, sliced to this rank; the same masks in every trial."""
+
+    def __init__(self, images: np.ndarray, cfg: ExperimentConfig, rank: int = 0, world: int = 1,
+                 reduce: Callable[[Sums], Sums] = lambda sums: sums):  # fmt: skip
+        grid = cfg.data.resolution // cfg.data.patch_size
+        keep = fixed_eval_grid(len(images), grid, cfg.data.mask_ratio, cfg.data.eval_mask_seed)
+        self.images, self.keep = as_tensor(images)[rank::world], keep[rank::world]
+        self.cfg, self.reduce = cfg, reduce
+
+    def __call__(self, model: Autoencoder, device: torch.device) -> tuple[float, dict]:
+        sums, stats = evaluate(model, self.images, self.keep, self.cfg.data, EVAL_BATCH, device)
+        return self.reduce(sums).mean, stats

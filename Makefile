@@ -10,6 +10,7 @@ OVAT := $(BIN)/ovat
 
 ABLATION ?= bottleneck
 SEEDS ?=
+FIRST_SEED ?=
 EPOCHS ?=
 DATASET ?=
 SET ?=
@@ -27,7 +28,7 @@ PORT ?= 5000
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: ABLATION=$(ABLATION) SEEDS= EPOCHS= DATASET= SET='key=value ...' SWEEP=$(SWEEP)"
+	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= DATASET= SET='key=value ...' SWEEP=$(SWEEP)"
 	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS)"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
@@ -39,7 +40,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, SET)
-	$(OVAT) sweep $(ABLATION) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(OVAT) sweep $(ABLATION) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 		$(if $(DATASET),--dataset $(DATASET)) $(foreach s,$(SET),--set $(s))
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone

@@ -135,12 +135,17 @@ def value_configs(
     return [("base", base)] + [(f"{k}={v}", base.with_overrides({k: v})) for k, v in changes]
 
 
-def expand(ablation: Ablation, overrides: dict[str, Any], seeds: int) -> list[TrialSpec]:
-    """Every (value, seed) trial; seeds 0..seeds-1 set train.seed."""
+def expand(
+    ablation: Ablation, overrides: dict[str, Any], seeds: int, first_seed: int = 0
+) -> list[TrialSpec]:
+    """Every (value, seed) trial; seeds first_seed..first_seed+seeds-1 set train.seed.
+
+    A later rerun with new seeds (FIRST_SEED=3) can then be pooled with the first sweep.
+    """
     return [
         TrialSpec(label, seed, cfg.with_overrides({"train.seed": seed}).to_flat())
         for label, cfg in value_configs(ablation, overrides)
-        for seed in range(seeds)
+        for seed in range(first_seed, first_seed + seeds)
     ]
 
 

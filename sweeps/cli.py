@@ -29,6 +29,18 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return overrides
 
 
+def count(name: str, text: str | None, default: int, minimum: int) -> int:
+    if text in (None, ""):
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
 def sweep_overrides(args: argparse.Namespace) -> dict[str, str]:
     overrides = parse_sets(args.set)
     shortcuts = {"train.epochs": args.epochs, "data.dataset": args.dataset}
@@ -39,10 +51,9 @@ def sweep_overrides(args: argparse.Namespace) -> dict[str, str]:
 def cmd_sweep(args: argparse.Namespace) -> None:
     ablation = ablations.load(args.ablation)
     overrides = sweep_overrides(args)
-    seeds = int(args.seeds) if args.seeds not in (None, "") else ablation.seeds
-    if seeds < 1:
-        raise ConfigError(f"SEEDS must be >= 1, got {seeds}")
-    trials = ablations.expand(ablation, overrides, seeds)  # every input checked before Ray
+    seeds = count("SEEDS", args.seeds, ablation.seeds, minimum=1)
+    first_seed = count("FIRST_SEED", args.first_seed, 0, minimum=0)
+    trials = ablations.expand(ablation, overrides, seeds, first_seed)  # all checked before Ray
     print(
         f"ovat: {args.ablation}: {len(trials)} trials "
         f"({len(trials) // seeds} values x {seeds} seeds)",
@@ -50,7 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     )
     from sweeps.runner import run_sweep  # imports Ray: only once the input is known good
 
-    outcome = run_sweep(ablation, overrides, seeds, verbose=args.verbose)
+    outcome = run_sweep(ablation, overrides, seeds, first_seed, verbose=args.verbose)
     print(outcome.markdown)
     print(f"ovat: wrote {outcome.paths['markdown']} and {outcome.paths['parquet']}")
 
@@ -110,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run one ablation as a Ray Tune sweep")
     sweep.add_argument("ablation", help="a file name in sweeps/ablations/ (without .yaml)")
     sweep.add_argument("--seeds", help="seeds 0..n-1 per value (default: the file's)")
+    sweep.add_argument("--first-seed", help="first seed (default 0): new seeds for a rerun")
     sweep.add_argument("--epochs", help="override train.epochs")
     sweep.add_argument("--dataset", help="override data.dataset")
     sweep.add_argument(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sweeps import stats
 from trainers import tracking
 
 T = tracking.TAG
@@ -38,12 +39,18 @@ class RankRow:
     value: str
     test_loss_mean: float
     test_loss_std: float  # sample std over seeds; NaN with one seed
+    test_loss_min: float
+    test_loss_max: float
     n: int
     params_total: int
     params_bottleneck: int
     runs: str
     failed: int
     notes: str  # audit warnings and architecture collisions; empty when all is well
+    diff_to_baseline: float  # mean - baseline mean; negative is better
+    diff_ci_low: float  # Welch 95% interval of that difference (NaN with n < 2)
+    diff_ci_high: float
+    verdict: str  # better / worse / within noise / baseline / n < 2
 
 
 def trial_rows(sweep_id: str) -> list[TrialRow]:
@@ -68,25 +75,38 @@ def trial_rows(sweep_id: str) -> list[TrialRow]:
     return rows
 
 
-def rank(rows: list[TrialRow]) -> list[RankRow]:
-    """Group by value, pool finished seeds, sort by mean test loss (unfinished values last)."""
+def finished_losses(group: list[TrialRow]) -> list[float]:
+    return [r.test_loss for r in group if not math.isnan(r.test_loss)]
+
+
+def rank(rows: list[TrialRow], baseline: str = "") -> list[RankRow]:
+    """Group by value, pool finished seeds, compare each value with the baseline's seeds, and
+    sort by mean test loss (values with no finished trial last)."""
     groups: dict[str, list[TrialRow]] = {}
     for row in rows:
         groups.setdefault(row.value, []).append(row)
+    reference = finished_losses(groups.get(baseline, []))
     summaries = []
     for value, group in groups.items():
-        losses = [r.test_loss for r in group if not math.isnan(r.test_loss)]
+        losses = finished_losses(group)
+        versus = stats.compare(losses, reference, is_baseline=value == baseline)
         summaries.append(
             {
                 "value": value,
                 "test_loss_mean": statistics.fmean(losses) if losses else math.nan,
                 "test_loss_std": statistics.stdev(losses) if len(losses) > 1 else math.nan,
+                "test_loss_min": min(losses, default=math.nan),
+                "test_loss_max": max(losses, default=math.nan),
                 "n": len(losses),
                 "params_total": max(r.params_total for r in group),
                 "params_bottleneck": max(r.params_bottleneck for r in group),
                 "runs": ", ".join(sorted(r.run_name for r in group)),
                 "failed": len(group) - len(losses),
                 "notes": notes(value, group, rows),
+                "diff_to_baseline": versus.difference,
+                "diff_ci_low": versus.low,
+                "diff_ci_high": versus.high,
+                "verdict": versus.verdict,
             }
         )
     summaries.sort(key=lambda s: (math.isnan(s["test_loss_mean"]), s["test_loss_mean"]))
@@ -104,6 +124,10 @@ def notes(value: str, group: list[TrialRow], rows: list[TrialRow]) -> str:
         names = sorted({n for r in group for n in getattr(r, attr).split(",") if n})
         if names:
             found.append(f"{label}: {', '.join(names)}")
+    seeds = [r.seed for r in group]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        found.append(f"seed {', '.join(map(str, repeated))} pooled more than once")
     prints = {r.fingerprint for r in group if r.fingerprint}
     twins = sorted({r.value for r in rows if r.value != value and r.fingerprint in prints})
     if twins:
@@ -115,18 +139,37 @@ def _loss(x: float) -> str:
     return "–" if math.isnan(x) else f"{x:.4f}"
 
 
+def _signed(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:+.4f}"
+
+
+def _versus(r: RankRow) -> str:
+    if r.verdict == "baseline" or math.isnan(r.diff_to_baseline):
+        return "–"
+    interval = (
+        "" if math.isnan(r.diff_ci_low) else f" [{r.diff_ci_low:+.4f}, {r.diff_ci_high:+.4f}]"
+    )
+    return _signed(r.diff_to_baseline) + interval
+
+
 def to_markdown(ranking: list[RankRow], title: str) -> str:
     head = (
-        "| rank | value | test loss | ± std | n | params total | params bottleneck | runs | notes |\n"
-        "|---:|---|---:|---:|---:|---:|---:|---|---|"
+        "| rank | value | test loss | ± std | min | max | n | Δ vs baseline [95% CI] | verdict "
+        "| params total | params bottleneck | runs | notes |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---|---|"
     )
     lines = [
         f"| {r.rank} | {r.value} | {_loss(r.test_loss_mean)} | {_loss(r.test_loss_std)} | "
-        f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {r.params_total:,} | "
-        f"{r.params_bottleneck:,} | {r.runs} | {r.notes} |"
+        f"{_loss(r.test_loss_min)} | {_loss(r.test_loss_max)} | "
+        f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {_versus(r)} | {r.verdict} | "
+        f"{r.params_total:,} | {r.params_bottleneck:,} | {r.runs} | {r.notes} |"
         for r in ranking
     ]
-    return "\n".join([f"### {title}", "", head, *lines, ""])
+    legend = (
+        "Δ: mean test loss minus the baseline's; the interval is Welch's t at 95% over seeds. "
+        "better / worse: the interval excludes 0; within noise: it does not."
+    )
+    return "\n".join([f"### {title}", "", head, *lines, "", legend, ""])
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweeps import ranking
+from sweeps.plot import strip_plot
 from trainers import tracking
 from trainers.paths import results_dir
 
@@ -38,22 +39,50 @@ def sweep_run(sweep_id: str):
     return runs[-1]
 
 
-def publish(sweep_id: str, parent_run_id: str, ablation: str) -> Report:
-    """Rank from MLflow, write the table files, attach them to the sweep run, point latest."""
-    rows = ranking.trial_rows(sweep_id)
-    table = ranking.rank(rows)
-    title = f"{sweep_id}: test loss by {ablation}"
+def publish(
+    sweep_ids: list[str], parent_run_ids: list[str], ablation: str, baseline: str
+) -> Report:
+    """Rank from MLflow, write table and plot, attach them to the sweep run(s), point latest.
+
+    Several sweep ids (reruns added later) pool their trials into one table.
+    """
+    rows = [row for sweep_id in sweep_ids for row in ranking.trial_rows(sweep_id)]
+    table = ranking.rank(rows, baseline)
+    name = "+".join(sweep_ids)
+    title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
+    folder = results_dir() / name
     later = ranking.followups({r.run_id: r.run_name for r in rows})
-    paths = ranking.write(table, results_dir() / sweep_id, title, ranking.followups_markdown(later))
-    for path in paths.values():
-        tracking.log_artifact(parent_run_id, path)
-    results_dir().mkdir(parents=True, exist_ok=True)
-    (results_dir() / "latest").write_text(sweep_id + "\n")
-    return Report(sweep_id, table, paths["markdown"].read_text(), paths)
+    paths = ranking.write(table, folder, title, ranking.followups_markdown(later))
+    paths["plot"] = strip_plot(table, rows, folder / "test_loss.png", title)
+    for parent in parent_run_ids:
+        for path in paths.values():
+            tracking.log_artifact(parent, path)
+    (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
+    return Report(name, table, paths["markdown"].read_text(), paths)
 
 
-def rebuild(sweep_id: str = "latest") -> str:
-    run = sweep_run(sweep_id)
-    tags = run.data.tags
-    report = publish(tags[f"{T}sweep_id"], run.info.run_id, tags.get(f"{T}ablation", "?"))
+def shared_base(runs: list) -> None:
+    """Sweeps pool only when their base configs agree; otherwise name the first difference."""
+    first = runs[0].data.params
+    for run in runs[1:]:
+        for key in sorted(set(first) | set(run.data.params)):
+            if first.get(key) != run.data.params.get(key):
+                raise UnknownSweep(
+                    f"sweeps {runs[0].data.tags[f'{T}sweep_id']} and "
+                    f"{run.data.tags[f'{T}sweep_id']} do not share a base: {key} is "
+                    f"{first.get(key)!r} vs {run.data.params.get(key)!r}"
+                )
+
+
+def rebuild(sweep_ids: str = "latest") -> str:
+    """The table of one sweep, or of several comma-separated sweeps that share a base."""
+    runs = [sweep_run(s.strip()) for s in sweep_ids.split(",") if s.strip()]
+    shared_base(runs)
+    tags = runs[0].data.tags
+    report = publish(
+        [r.data.tags[f"{T}sweep_id"] for r in runs],
+        [r.info.run_id for r in runs],
+        tags.get(f"{T}ablation", "?"),
+        tags.get(f"{T}baseline", ""),
+    )
     return report.markdown

@@ -76,11 +76,12 @@ def run_sweep(
     ablation: ablations.Ablation,
     overrides: dict[str, Any] | None = None,
     seeds: int | None = None,
+    first_seed: int = 0,
     verbose: int = 0,
 ) -> report.Report:
     """Run every (value, seed) trial of the ablation and publish its ranking."""
     name = ablation.name
-    trials = ablations.expand(ablation, overrides or {}, seeds or ablation.seeds)
+    trials = ablations.expand(ablation, overrides or {}, seeds or ablation.seeds, first_seed)
     base = ablations.base_config(ablation, overrides or {})
     sweep_id = new_sweep_id(name)
     vary = ",".join(ablation.vary)
@@ -118,7 +119,7 @@ def run_sweep(
     )
     results = tuner.fit()
     failed = sum(1 for r in results if r.error is not None)
-    return finish(sweep_id, parent, name, failed)
+    return finish(sweep_id, parent, name, ablations.baseline_label(ablation), failed)
 
 
 def trial_name(trial) -> str:
@@ -138,8 +139,10 @@ def trial_payload(spec: ablations.TrialSpec) -> dict:
     }
 
 
-def finish(sweep_id: str, parent_run_id: str, name: str, failed: int) -> report.Report:
-    outcome = report.publish(sweep_id, parent_run_id, name)
+def finish(
+    sweep_id: str, parent_run_id: str, name: str, baseline: str, failed: int
+) -> report.Report:
+    outcome = report.publish([sweep_id], [parent_run_id], name, baseline)
     tracking.set_tags(parent_run_id, {f"{tracking.TAG}failed_trials": failed})
     tracking.end_run(parent_run_id, failed=failed > 0)
     return outcome

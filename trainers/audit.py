@@ -113,3 +113,14 @@ def fingerprint(model: nn.Module) -> str:
     for name, param in model.named_parameters():
         digest.update(f"{name}:{tuple(param.shape)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def weights_hash(model: nn.Module) -> str:
+    """A hash of the final weights' bytes: equal hashes mean bit-identical reruns."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()[:16]

@@ -146,6 +146,7 @@ def audit_metrics(rows: list[audit.ParamAudit], model: Autoencoder) -> dict:
         "ovat.untrained": ",".join(audit.untrained(rows)),
         "ovat.frozen_changed": ",".join(audit.frozen_changed(rows)),
         "ovat.fingerprint": audit.fingerprint(model),
+        "ovat.weights_hash": audit.weights_hash(model),
     }
 
 

@@ -14,6 +14,8 @@ def test_ranking_has_both_values_with_two_seeds(pair_sweep):
     assert [row.n for row in report.ranking] == [2, 2]
     assert {row.value for row in report.ranking} == {"vq", "ffn"}
     assert all(row.test_loss_mean > 0 and row.test_loss_std >= 0 for row in report.ranking)
+    verdicts = {row.value: row.verdict for row in report.ranking}
+    assert verdicts["vq"] == "baseline" and verdicts["ffn"] in {"better", "worse", "within noise"}
     table = pq.read_table(folder / "results" / report.sweep_id / "ranking.parquet").to_pylist()
     assert [r["value"] for r in table] == [row.value for row in report.ranking]
     assert (folder / "results" / "latest").read_text().strip() == report.sweep_id
@@ -29,6 +31,7 @@ def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
         "ranking.md",
         "ranking.parquet",
+        "test_loss.png",
     }
     for run in trials:
         tags = run.data.tags
@@ -44,6 +47,7 @@ def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
         for metric in ("test_loss", "params_total", "params_trainable", "params_bottleneck"):
             assert metric in run.data.metrics
         assert "placement.host" in tags and len(tags["ovat.fingerprint"]) == 16
+        assert len(tags["ovat.weights_hash"]) == 16
         assert run.data.metrics["audit.untrained_params"] == 0
         assert run.data.metrics["audit.frozen_changed"] == 0
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}

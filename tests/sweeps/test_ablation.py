@@ -31,6 +31,9 @@ def test_seeds_multiply_trials_and_set_train_seed():
     assert {t.config["train.seed"] for t in trials} == {0, 1, 2}
     assert all(t.config["train.epochs"] == 1 for t in trials)
     assert len({t.key for t in trials}) == 6
+    later = ablations.expand(ablation, {}, seeds=2, first_seed=3)
+    assert [t.seed for t in later] == [3, 4, 3, 4]
+    assert {t.config["train.seed"] for t in later} == {3, 4}
 
 
 def test_several_varied_settings_give_ovat_trials_not_the_grid():

@@ -31,6 +31,8 @@ def ovat(*args: str, cwd) -> subprocess.CompletedProcess:
         (["sweep", "bottleneck", "--dataset", "imagenot"], "unknown dataset 'imagenot'; valid"),
         (["sweep", "bottleneck", "--set", "train.lr"], "override 'train.lr' is not key=value"),
         (["sweep", "bottleneck", "--seeds", "0"], "SEEDS must be >= 1, got 0"),
+        (["sweep", "bottleneck", "--seeds", "two"], "SEEDS must be an integer >= 1, got 'two'"),
+        (["sweep", "bottleneck", "--first-seed", "-1"], "FIRST_SEED must be >= 0, got -1"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, message, workspace):

@@ -21,7 +21,7 @@ ROWS = [
 
 
 def test_rank_pools_seeds_and_sorts_by_mean():
-    table = rank(ROWS)
+    table = rank(ROWS, baseline="vq")
     assert [r.value for r in table] == ["ffn", "vq", "identity"]
     ffn, vq, identity = table
     assert ffn.test_loss_mean == pytest.approx(0.0136)
@@ -31,6 +31,35 @@ def test_rank_pools_seeds_and_sorts_by_mean():
     assert (vq.n, ffn.n, identity.n, identity.failed) == (3, 2, 0, 1)
     assert math.isnan(identity.test_loss_mean)
     assert ffn.params_bottleneck == 20 and [r.rank for r in table] == [1, 2, 3]
+    assert (vq.test_loss_min, vq.test_loss_max) == (0.0124, 0.0218)
+
+
+def test_difference_to_baseline_has_welch_interval_and_verdict():
+    ffn, vq, identity = rank(ROWS, baseline="vq")
+    # by hand: var(ffn)/2 = 1.6e-7, var(vq)/3 = 9.0533e-6, se = 0.0030353,
+    # Welch df = (9.2133e-6)^2 / ((1.6e-7)^2 / 1 + (9.0533e-6)^2 / 2) = 2.070, t(0.975, 2.07) = 4.166
+    assert ffn.diff_to_baseline == pytest.approx(0.0136 - 0.0158)
+    half = 4.166 * 0.0030353
+    assert ffn.diff_ci_low == pytest.approx(-0.0022 - half, abs=2e-5)
+    assert ffn.diff_ci_high == pytest.approx(-0.0022 + half, abs=2e-5)
+    assert ffn.verdict == "within noise"
+    assert vq.verdict == "baseline" and identity.verdict == "–"
+
+
+@pytest.mark.parametrize(
+    ("losses", "verdict"),
+    [
+        ([0.010, 0.011, 0.012], "better"),
+        ([0.030, 0.031, 0.032], "worse"),
+        ([0.019, 0.021, 0.020], "within noise"),
+        ([0.010], "n < 2"),
+    ],
+)
+def test_verdicts(losses, verdict):
+    rows = [row("base", s, x) for s, x in enumerate([0.020, 0.0205, 0.0195])]
+    rows += [row("new", s, x) for s, x in enumerate(losses)]
+    table = {r.value: r for r in rank(rows, baseline="base")}
+    assert table["new"].verdict == verdict
 
 
 def test_single_seed_has_no_std():
@@ -39,12 +68,15 @@ def test_single_seed_has_no_std():
 
 
 def test_markdown_and_parquet(tmp_path):
-    table = rank(ROWS)
+    table = rank(ROWS, baseline="vq")
     text = to_markdown(table, "demo")
-    assert "| 1 | ffn | 0.0136 | 0.0006 | 2 | 120 | 20 |" in text
-    assert "| 3 | identity | – | – | 0 (1 failed) |" in text
+    assert (
+        "| 1 | ffn | 0.0136 | 0.0006 | 0.0132 | 0.0140 | 2 | -0.0022 [-0.0148, +0.0104] |" in text
+    )
+    assert "| within noise | 120 | 20 |" in text
+    assert "| 3 | identity | – | – | – | – | 0 (1 failed) | – | – |" in text
     paths = write(table, tmp_path, "demo")
     parquet = pq.read_table(paths["parquet"]).to_pylist()
     assert [r["value"] for r in parquet] == ["ffn", "vq", "identity"]
     needed = {"rank", "value", "test_loss_mean", "test_loss_std", "n", "params_total"}
-    assert needed | {"params_bottleneck"} <= set(parquet[0])
+    assert needed | {"params_bottleneck", "verdict", "diff_ci_low"} <= set(parquet[0])

@@ -116,3 +116,11 @@ def test_ranking_reports_two_names_with_one_architecture_and_untrained_tensors()
     assert table["ffn"].notes == "same architecture as vq"
     assert table["vq"].notes == "same architecture as ffn"
     assert table["smvq"].notes == "never got a gradient: x"
+
+
+def test_weights_hash_is_equal_exactly_when_weights_are_bit_identical():
+    a, b = model("vq", 0), model("vq", 0)
+    assert audit.weights_hash(a) == audit.weights_hash(b)
+    with torch.no_grad():
+        b.decoder[-1].bias[0] += 1e-7
+    assert audit.weights_hash(a) != audit.weights_hash(b)

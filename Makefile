@@ -21,15 +21,17 @@ BOTTLENECK ?= softvq
 TRAIN ?= bottleneck.norm.*
 STEPS ?= 200
 SHOTS ?= 0
+REPEATS ?= 3
+DETERMINISTIC ?=
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup sweep rank eval transplant finetune list test test-unit lint format ui clean
+.PHONY: help setup sweep rank probe eval transplant finetune list test test-unit lint format ui clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= DATASET= SET='key=value ...' SWEEP=$(SWEEP)"
-	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS)"
+	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=$(REPEATS)"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
 
@@ -45,6 +47,9 @@ sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, E
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
 	$(OVAT) rank $(SWEEP)
+
+probe: setup ## rerun trial RUN: REPEATS times its own seed, REPEATS other seeds (DETERMINISTIC=1 adds a strict set)
+	$(OVAT) probe "$(RUN)" --repeats $(REPEATS) $(if $(DETERMINISTIC),--deterministic)
 
 eval: setup ## evaluate RUN's checkpoint on SPLITS (DATASET= for another variant)
 	$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET))

@@ -45,10 +45,12 @@ class TrialSpec:
     value: str
     seed: int
     config: dict[str, Any]
+    repeat: int = 0  # the probe reruns one (value, seed) several times
+    node: str = ""  # a node IP to pin the trial's workers to (the probe spreads reruns)
 
     @property
     def key(self) -> str:
-        return f"{self.value}/s{self.seed}"
+        return f"{self.value}/s{self.seed}" + (f"/r{self.repeat}" if self.repeat else "")
 
 
 def available() -> list[str]:

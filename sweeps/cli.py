@@ -108,6 +108,13 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     show("finetune", finetune_run(args.run, args.train, args.steps, args.shots, args.lr))
 
 
+def cmd_probe(args: argparse.Namespace) -> None:
+    from sweeps.probe import run_probe
+
+    repeats = count("REPEATS", args.repeats, 3, minimum=2)
+    print(run_probe(args.run, repeats, args.deterministic, verbose=args.verbose))
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     print("ablations: " + ", ".join(ablations.available()))
     print("bottlenecks: " + ", ".join(sorted(BOTTLENECKS)))
@@ -153,6 +160,16 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--shots", type=int, default=0, help="train on the first N images only")
     tune.add_argument("--lr", type=float, help="learning rate (default: the run's)")
     tune.set_defaults(func=cmd_finetune)
+    probe = sub.add_parser("probe", help="rerun a trial: same seed n times, other seeds n times")
+    probe.add_argument("run", help="run id or run name of a trial")
+    probe.add_argument("--repeats", default="3", help="reruns per group (>= 2)")
+    probe.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="also rerun the same seed with deterministic algorithms",
+    )
+    probe.add_argument("--verbose", type=int, default=0, help="Ray Tune's own verbosity (0-3)")
+    probe.set_defaults(func=cmd_probe)
     listing = sub.add_parser("list", help="list ablations, bottlenecks and datasets")
     listing.set_defaults(func=cmd_list)
     return top

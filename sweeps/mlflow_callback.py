@@ -5,7 +5,7 @@ the store, a resumed trial continues the run found by its trial key instead of o
 second one, and a failed trial's run ends FAILED with the reason.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 
 import ray.tune
@@ -25,6 +25,8 @@ class SweepInfo:
     experiment: str
     parent_run_id: str
     dataset: str
+    tags: dict = field(default_factory=dict)  # extra tags for every trial (the probe's)
+    value_tag: str = ""  # also tag each trial's value under this name (ovat.probe)
 
 
 def metrics_of(result: dict) -> dict[str, float]:
@@ -68,8 +70,14 @@ class MlflowTrialLogger(ray.tune.Callback):
                 f"{t}value": spec["value"],
                 f"{t}seed": spec["seed"],
                 f"{t}tune_trial_id": trial.trial_id,
+                f"{t}repeat": spec.get("repeat", 0),
+                **self.sweep.tags,
             }
+            if self.sweep.value_tag:
+                tags[self.sweep.value_tag] = spec["value"]
             name = f"{spec['value']}-{self.sweep.dataset}-s{spec['seed']}"
+            if spec.get("repeat"):
+                name += f"-r{spec['repeat']}"
             self.runs[trial.trial_id] = tracking.find_run(key_tags) or tracking.start_run(
                 self.sweep.experiment, name, tags, spec["config"], self.sweep.parent_run_id
             )

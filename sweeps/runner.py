@@ -7,6 +7,7 @@ before Ray starts, so a typo costs a second, not a cluster start-up.
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -72,6 +73,20 @@ def new_sweep_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one Tune run executes: a sweep of an ablation, or a probe of one run."""
+
+    name: str  # ablation name, or "probe"
+    trials: list[ablations.TrialSpec]
+    base: ExperimentConfig
+    vary: str
+    baseline: str
+    experiment: str
+    tags: dict[str, str] = field(default_factory=dict)  # added to the sweep and every trial
+    value_tag: str = ""  # a tag that repeats each trial's value (the probe's ovat.probe)
+
+
 def run_sweep(
     ablation: ablations.Ablation,
     overrides: dict[str, Any] | None = None,
@@ -80,52 +95,67 @@ def run_sweep(
     verbose: int = 0,
 ) -> report.Report:
     """Run every (value, seed) trial of the ablation and publish its ranking."""
-    name = ablation.name
     trials = ablations.expand(ablation, overrides or {}, seeds or ablation.seeds, first_seed)
-    base = ablations.base_config(ablation, overrides or {})
-    sweep_id = new_sweep_id(name)
-    vary = ",".join(ablation.vary)
-    experiment = f"ovat-{name}"
-    parent = tracking.start_run(
-        experiment,
-        sweep_id,
-        {
-            f"{tracking.TAG}sweep_id": sweep_id,
-            f"{tracking.TAG}role": "sweep",
-            f"{tracking.TAG}ablation": name,
-            f"{tracking.TAG}vary": vary,
-            f"{tracking.TAG}baseline": ablations.baseline_label(ablation),
-            f"{tracking.TAG}trials": len(trials),
-        },
-        base.to_flat(),
+    plan = Plan(
+        ablation.name,
+        trials,
+        ablations.base_config(ablation, overrides or {}),
+        ",".join(ablation.vary),
+        ablations.baseline_label(ablation),
+        f"ovat-{ablation.name}",
     )
+    return run_plan(plan, verbose)
+
+
+def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
+    sweep_id = new_sweep_id(plan.name)
+    t = tracking.TAG
+    sweep_tags = {
+        f"{t}sweep_id": sweep_id,
+        f"{t}role": "sweep",
+        f"{t}ablation": plan.name,
+        f"{t}vary": plan.vary,
+        f"{t}baseline": plan.baseline,
+        f"{t}trials": len(plan.trials),
+        **plan.tags,
+    }
+    parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_flat())
     ensure_ray()
-    sweep = SweepInfo(sweep_id, name, vary, experiment, parent, base.data.dataset)
+    sweep = SweepInfo(
+        sweep_id,
+        plan.name,
+        plan.vary,
+        plan.experiment,
+        parent,
+        plan.base.data.dataset,
+        plan.tags,
+        plan.value_tag,
+    )
     storage = results_dir() / "ray"
     tuner = ray.tune.Tuner(
-        trainable(put_datasets(trials), str(storage / sweep_id)),
-        param_space={"trial": ray.tune.grid_search([trial_payload(t) for t in trials])},
+        trainable(put_datasets(plan.trials), str(storage / sweep_id)),
+        param_space={"trial": ray.tune.grid_search([trial_payload(t) for t in plan.trials])},
         tune_config=ray.tune.TuneConfig(
-            max_concurrent_trials=concurrency(trials),
+            max_concurrent_trials=concurrency(plan.trials),
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
         run_config=ray.tune.RunConfig(
             name=sweep_id,
             storage_path=str(storage),
-            callbacks=[MlflowTrialLogger(sweep), TrialProgress(len(trials))],
+            callbacks=[MlflowTrialLogger(sweep), TrialProgress(len(plan.trials))],
             verbose=verbose,
         ),
     )
     results = tuner.fit()
     failed = sum(1 for r in results if r.error is not None)
-    return finish(sweep_id, parent, name, ablations.baseline_label(ablation), failed)
+    return finish(sweep_id, parent, plan.name, plan.baseline, failed)
 
 
 def trial_name(trial) -> str:
     """Short, stable names ('vq-s0'): no config dump in paths, nothing random for restore."""
     spec = trial.config["trial"]
-    return f"{spec['value']}-s{spec['seed']}".replace("/", "_").replace("=", "_")
+    return spec["key"].replace("/", "-").replace("=", "_")
 
 
 def trial_payload(spec: ablations.TrialSpec) -> dict:
@@ -134,6 +164,8 @@ def trial_payload(spec: ablations.TrialSpec) -> dict:
         "value": spec.value,
         "seed": spec.seed,
         "key": spec.key,
+        "repeat": spec.repeat,
+        "node": spec.node,
         "config": spec.config,
         "data_key": data_key(cfg),
     }

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,17 +39,31 @@ def all_reduce(sums: Sums, device: torch.device) -> Sums:
     return Sums(packed[0].item(), int(packed[1].item()))
 
 
-def placement(device: torch.device) -> dict[str, str]:
+def nvidia_driver_version() -> str:
+    """The NVIDIA kernel driver's version from /proc; torch has no public call for it."""
+    try:
+        first = Path("/proc/driver/nvidia/version").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "unknown"
+    words = first.split()
+    return next((w for w in words if w[:1].isdigit() and "." in w), "unknown")
+
+
+def placement(device: torch.device, deterministic: bool) -> dict[str, str]:
     """Where this trial ran, for the instability probe: host, device, library versions."""
     info = {
         "host": platform.node(),
         "node_ip": ray.util.get_node_ip_address(),
+        "node_id": ray.get_runtime_context().get_node_id(),
         "device": str(device),
         "torch": torch.__version__,
+        "deterministic": str(deterministic),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info |= {
+            "gpu_index": str(device.index if device.index is not None else 0),
+            "gpu_driver": nvidia_driver_version(),
             "gpu_name": props.name,
             "gpu_uuid": str(getattr(props, "uuid", "")),
             "cuda": str(torch.version.cuda),
@@ -113,6 +128,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     watch = audit.UpdateAudit(bare)
     for epoch in range(start, cfg.train.epochs):
         generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, rank))
+        started = time.perf_counter()
         train = train_epoch(
             model, optimizer, train_images, cfg.data, cfg.train.batch_size, generator, device
         )
@@ -120,11 +136,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
         metrics = {
             "epoch": epoch + 1,
             "train_loss": all_reduce(train, device).mean,
+            "train_images_per_s": len(train_images) / (time.perf_counter() - started),
             "val_loss": val_loss,
             **{f"val_{k}": v for k, v in val_stats.items()},
         }
         if epoch == 0 or epoch == start:
-            metrics |= placement(device)
+            metrics |= placement(device, cfg.train.deterministic)
         extra = None
         if epoch + 1 == cfg.train.epochs:
             test_loss, test_stats = test(model, device)

@@ -17,8 +17,14 @@ from trainers.loop import train_loop_per_worker
 DRIVER_RESOURCES = {"CPU": 0, "memory": 1}
 
 
-def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
+NODE_SHARE = 0.001  # of the `node:<ip>` resource Ray gives every node: pins without limiting
+
+
+def scaling_config(resources: ResourcesConfig, node: str = "") -> ray.train.ScalingConfig:
+    """Workers' resources; `node` pins them to that node IP through its `node:<ip>` resource."""
     per_worker = {"CPU": resources.cpus_per_worker}
+    if node:
+        per_worker[f"node:{node}"] = NODE_SHARE
     if resources.use_gpu:
         per_worker["GPU"] = resources.gpus_per_worker
     return ray.train.ScalingConfig(
@@ -42,7 +48,7 @@ def run_trial(config: dict, data_refs: dict, storage_path: str) -> None:
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": trial["config"], "data": data_refs[trial["data_key"]]},
-        scaling_config=scaling_config(cfg.resources),
+        scaling_config=scaling_config(cfg.resources, trial.get("node", "")),
         run_config=ray.train.RunConfig(
             name=f"train-trial_id={trial_id}",  # no timestamp: restore finds it by name
             storage_path=storage_path,

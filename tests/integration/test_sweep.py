@@ -18,7 +18,6 @@ def test_ranking_has_both_values_with_two_seeds(pair_sweep):
     assert verdicts["vq"] == "baseline" and verdicts["ffn"] in {"better", "worse", "within noise"}
     table = pq.read_table(folder / "results" / report.sweep_id / "ranking.parquet").to_pylist()
     assert [r["value"] for r in table] == [row.value for row in report.ranking]
-    assert (folder / "results" / "latest").read_text().strip() == report.sweep_id
 
 
 def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
@@ -64,4 +63,3 @@ def test_seeds_differ_and_rank_rebuilds_from_mlflow_alone(in_sweep_store):
     assert losses[("vq", "0")] != losses[("vq", "1")]
     # follow-up tests may have added runs below the table; the table itself is unchanged
     assert rebuild(report.sweep_id).startswith(report.markdown)
-    assert rebuild("latest").startswith(report.markdown)

@@ -30,9 +30,11 @@ def test_rank_merges_two_sweeps_that_share_a_base(workspace):
     folder = workspace / "results" / "pair-a+pair-b"
     assert {p.name for p in folder.iterdir()} == {"ranking.md", "ranking.parquet", "test_loss.png"}
     assert (folder / "test_loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert rebuild("latest").startswith("### pair-b: ")  # the newest sweep run
     assert "seed 0 pooled more than once" in text  # b reran seed 0: its noise is not new seeds
     # each sweep alone still ranks on its own seeds
     assert "| 1 | ffn | 0.0105 | 0.0007 | 0.0100 | 0.0110 | 2 |" in rebuild("pair-a")
+    assert (workspace / "results" / "latest").read_text() == "pair-a\n"
 
 
 def test_sweeps_with_different_bases_do_not_merge(workspace):

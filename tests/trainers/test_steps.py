@@ -39,6 +39,19 @@ def test_same_seed_repeats_the_run_exactly_and_another_seed_does_not():
     assert loss_a != loss_c
 
 
+def test_an_unseeded_run_is_not_identical():
+    """The identity checks can fail: without seeding, init and masks differ between runs."""
+    from trainers.audit import weights_hash
+
+    data = images()
+    seeded, _ = train(0, data=data)
+    torch.manual_seed(12345)  # what an unseeded process starts from is arbitrary
+    model = Autoencoder(SMALL)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    train_epoch(model, optimizer, data, DataConfig(resolution=16), 8, torch.Generator(), CPU)
+    assert weights_hash(model) != weights_hash(seeded)
+
+
 def test_training_lowers_the_loss():
     _, losses = train(0, epochs=6, data=images(64))
     assert losses[-1] < 0.8 * losses[0]

@@ -1,0 +1,144 @@
+"""The placement-instability probe: is a run's spread placement noise or seed noise?
+
+One trial's exact config is rerun `repeats` times with its own seed (spread over the cluster's
+nodes through Ray's `node:<ip>` resources; reruns that run at the same time on one node get
+different GPUs from Ray), `repeats` times with other seeds on one node, and, with
+`deterministic`, the same-seed reruns again under `torch.use_deterministic_algorithms`.
+"""
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+
+import ray
+
+from sweeps import ablation as ablations
+from sweeps.runner import Plan, ensure_ray, run_plan
+from trainers import tracking
+from trainers.config import ConfigError, ExperimentConfig, valid_keys
+from trainers.paths import results_dir
+
+T = tracking.TAG
+SAME, ACROSS, DETERMINISTIC = "same-seed", "across-seed", "same-seed-deterministic"
+
+
+def source_config(run) -> ExperimentConfig:
+    params = {k: v for k, v in run.data.params.items() if k in valid_keys()}
+    if not params:
+        raise ConfigError(f"run {run.info.run_name} has no ovat config params to probe")
+    return ExperimentConfig.from_flat(params)
+
+
+def alive_nodes() -> list[str]:
+    return sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
+
+
+def probe_trials(
+    cfg: ExperimentConfig, repeats: int, nodes: list[str], deterministic: bool
+) -> list[ablations.TrialSpec]:
+    """Same seed on node r mod N; other seeds all on the first node (only pinned when N > 1)."""
+    spread = (lambda r: nodes[r % len(nodes)]) if len(nodes) > 1 else (lambda r: "")
+    seed, flat = cfg.train.seed, cfg.to_flat()
+    trials = [ablations.TrialSpec(SAME, seed, flat, r, spread(r)) for r in range(repeats)]
+    for r in range(repeats):
+        other = cfg.with_overrides({"train.seed": seed + 1 + r}).to_flat()
+        trials.append(ablations.TrialSpec(ACROSS, seed + 1 + r, other, 0, spread(0)))
+    if deterministic:
+        strict = cfg.with_overrides({"train.deterministic": True}).to_flat()
+        trials += [
+            ablations.TrialSpec(DETERMINISTIC, seed, strict, r, spread(r)) for r in range(repeats)
+        ]
+    return trials
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    probe: str
+    test_loss: float
+    weights_hash: str
+    images_per_s: float
+    placement: str  # node IP and device (GPU UUID on GPU)
+
+
+def probe_rows(sweep_id: str) -> list[ProbeRow]:
+    rows = []
+    for run in tracking.search_runs({f"{T}sweep_id": sweep_id, f"{T}role": "trial"}):
+        tags, metrics = run.data.tags, run.data.metrics
+        where = tags.get("placement.gpu_uuid") or tags.get("placement.device", "?")
+        rows.append(
+            ProbeRow(
+                tags.get(f"{T}probe", "?"),
+                metrics.get("test_loss", float("nan")),
+                tags.get(f"{T}weights_hash", ""),
+                metrics.get("train_images_per_s", 0.0),
+                f"{tags.get('placement.node_ip', '?')} {where}",
+            )
+        )
+    return rows
+
+
+def _variance(values: list[float]) -> float:
+    return statistics.variance(values) if len(values) > 1 else float("nan")
+
+
+def summarize(rows: list[ProbeRow]) -> str:
+    """Markdown: variance within same-seed reruns against across seeds, identical weights,
+    the deterministic mode's throughput cost, and the same split by placement."""
+    lines = [
+        "| probe | n | mean test loss | variance | bit-identical weights | images/s |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    groups = {p: [r for r in rows if r.probe == p] for p in (SAME, ACROSS, DETERMINISTIC)}
+    speed = {}
+    for probe, group in groups.items():
+        if not group:
+            continue
+        losses = [r.test_loss for r in group]
+        top = Counter(r.weights_hash for r in group).most_common(1)[0][1]
+        identical = f"{top}/{len(group)}" if probe != ACROSS else f"{top}/{len(group)} (expected 1)"
+        speed[probe] = statistics.fmean(r.images_per_s for r in group)
+        lines.append(
+            f"| {probe} | {len(group)} | {statistics.fmean(losses):.6f} | "
+            f"{_variance(losses):.3g} | {identical} | {speed[probe]:.1f} |"
+        )
+    lines += ["", "| probe | placement | n | mean test loss |", "|---|---|---:|---:|"]
+    for (probe, where), group in sorted(_by_placement(rows).items()):
+        mean = statistics.fmean(r.test_loss for r in group)
+        lines.append(f"| {probe} | {where} | {len(group)} | {mean:.6f} |")
+    if SAME in speed and DETERMINISTIC in speed and speed[SAME]:
+        lines += [
+            "",
+            (
+                f"Deterministic mode runs at {speed[DETERMINISTIC] / speed[SAME]:.2f}x "
+                "the throughput of the default mode."
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _by_placement(rows: list[ProbeRow]) -> dict[tuple[str, str], list[ProbeRow]]:
+    groups: dict[tuple[str, str], list[ProbeRow]] = {}
+    for row in rows:
+        groups.setdefault((row.probe, row.placement), []).append(row)
+    return groups
+
+
+def run_probe(ref: str, repeats: int, deterministic: bool = False, verbose: int = 0) -> str:
+    if repeats < 2:
+        raise ConfigError(f"REPEATS must be >= 2 to measure a variance, got {repeats}")
+    run = tracking.resolve_run(ref)
+    cfg = source_config(run)
+    ensure_ray()
+    trials = probe_trials(cfg, repeats, alive_nodes(), deterministic)
+    experiment = tracking.client().get_experiment(run.info.experiment_id).name
+    tags = {f"{T}source_run": run.info.run_id, f"{T}source_name": run.info.run_name}
+    plan = Plan("probe", trials, cfg, "probe", SAME, experiment, tags, value_tag=f"{T}probe")
+    outcome = run_plan(plan, verbose)
+    text = f"### probe of {run.info.run_name} ({outcome.sweep_id})\n\n" + summarize(
+        probe_rows(outcome.sweep_id)
+    )
+    path = results_dir() / outcome.sweep_id / "probe.md"
+    path.write_text(text)
+    parent = tracking.search_runs({f"{T}sweep_id": outcome.sweep_id, f"{T}role": "sweep"})[0]
+    tracking.log_artifact(parent.info.run_id, path)
+    return text

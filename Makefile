@@ -21,7 +21,7 @@ BOTTLENECK ?= softvq
 TRAIN ?= bottleneck.norm.*
 STEPS ?= 200
 SHOTS ?= 0
-REPEATS ?= 3
+REPEATS ?=
 DETERMINISTIC ?=
 PORT ?= 5000
 
@@ -31,7 +31,7 @@ PORT ?= 5000
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= DATASET= SET='key=value ...' SWEEP=$(SWEEP)"
-	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=$(REPEATS)"
+	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=3"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
 
@@ -43,13 +43,14 @@ $(STAMP): pyproject.toml
 
 sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, SET)
 	$(OVAT) sweep $(ABLATION) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+		$(if $(REPEATS),--repeats $(REPEATS)) \
 		$(if $(DATASET),--dataset $(DATASET)) $(foreach s,$(SET),--set $(s))
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
 	$(OVAT) rank $(SWEEP)
 
 probe: setup ## rerun trial RUN: REPEATS times its own seed, REPEATS other seeds (DETERMINISTIC=1 adds a strict set)
-	$(OVAT) probe "$(RUN)" --repeats $(REPEATS) $(if $(DETERMINISTIC),--deterministic)
+	$(OVAT) probe "$(RUN)" $(if $(REPEATS),--repeats $(REPEATS)) $(if $(DETERMINISTIC),--deterministic)
 
 eval: setup ## evaluate RUN's checkpoint on SPLITS (DATASET= for another variant)
 	$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET))

@@ -8,6 +8,9 @@ baseline: vq                         # the value the others are compared with
 seeds: 1                             # seeds 0..n-1 per value, unless SEEDS= says otherwise
 ```
 
+A file with `probe: {repeats: 3, deterministic: true}` instead of `vary` is a placement probe of
+its base config (see `sweeps/probe.py`): no source run needed.
+
 Several varied settings still give OVAT trials, never the grid: the base once, then each
 setting's other values one at a time.
 """
@@ -21,7 +24,8 @@ import yaml
 from trainers.config import ConfigError, ExperimentConfig
 
 ABLATIONS_DIR = Path(__file__).parent / "ablations"
-KEYS = {"description", "base", "vary", "baseline", "seeds"}
+KEYS = {"description", "base", "vary", "baseline", "seeds", "probe"}
+PROBE_KEYS = {"repeats", "deterministic"}
 
 
 class AblationError(ValueError):
@@ -36,6 +40,7 @@ class Ablation:
     vary: dict[str, list]
     baseline: str
     seeds: int
+    probe: dict[str, Any] | None = None  # a placement probe of the base config instead of vary
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,14 @@ class TrialSpec:
 
 def available() -> list[str]:
     return sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
+
+
+def probe_files() -> list[str]:
+    return [
+        name
+        for name in available()
+        if "probe" in (yaml.safe_load((ABLATIONS_DIR / f"{name}.yaml").read_text()) or {})
+    ]
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
@@ -82,11 +95,15 @@ def load(name: str) -> Ablation:
 
 
 def parse(name: str, raw: dict, path: Path) -> Ablation:
-    if not isinstance(raw, dict) or not isinstance(raw.get("vary"), dict) or not raw["vary"]:
-        raise AblationError(f"{path}: needs a 'vary' mapping of setting -> list of values")
+    if not isinstance(raw, dict):
+        raise AblationError(f"{path}: needs a mapping with keys {', '.join(sorted(KEYS))}")
     extra = sorted(set(raw) - KEYS)
     if extra:
         raise AblationError(f"{path}: unknown key {extra[0]!r}; valid: {', '.join(sorted(KEYS))}")
+    if "probe" in raw:
+        return parse_probe(name, raw, path)
+    if not isinstance(raw.get("vary"), dict) or not raw["vary"]:
+        raise AblationError(f"{path}: needs a 'vary' mapping of setting -> list of values")
     base, vary = flatten(raw.get("base") or {}), raw["vary"]
     for key, values in vary.items():
         if not isinstance(values, list) or not values:
@@ -105,6 +122,28 @@ def parse(name: str, raw: dict, path: Path) -> Ablation:
             f"{path}: baseline {ablation.baseline!r} is not a varied value; "
             f"valid: {', '.join(labels)}"
         )
+    return ablation
+
+
+def parse_probe(name: str, raw: dict, path: Path) -> Ablation:
+    probe = raw["probe"]
+    if not isinstance(probe, dict) or "vary" in raw:
+        raise AblationError(
+            f"{path}: 'probe' is a mapping of {', '.join(sorted(PROBE_KEYS))}, "
+            "and takes the place of 'vary'"
+        )
+    extra = sorted(set(probe) - PROBE_KEYS)
+    if extra:
+        raise AblationError(
+            f"{path}: unknown probe key {extra[0]!r}; valid: {', '.join(sorted(PROBE_KEYS))}"
+        )
+    ablation = Ablation(
+        name, str(raw.get("description", "")), flatten(raw.get("base") or {}), {}, "", 1, probe
+    )
+    try:
+        base_config(ablation, {})
+    except ConfigError as error:
+        raise AblationError(f"{path}: {error}") from None
     return ablation
 
 

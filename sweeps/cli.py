@@ -51,6 +51,13 @@ def sweep_overrides(args: argparse.Namespace) -> dict[str, str]:
 def cmd_sweep(args: argparse.Namespace) -> None:
     ablation = ablations.load(args.ablation)
     overrides = sweep_overrides(args)
+    if ablation.probe is not None:
+        return sweep_probe(ablation, overrides, args)
+    if args.repeats:
+        raise ConfigError(
+            f"REPEATS={args.repeats} applies to probe ablations only "
+            f"({', '.join(ablations.probe_files())}); use SEEDS= for {args.ablation}"
+        )
     seeds = count("SEEDS", args.seeds, ablation.seeds, minimum=1)
     first_seed = count("FIRST_SEED", args.first_seed, 0, minimum=0)
     trials = ablations.expand(ablation, overrides, seeds, first_seed)  # all checked before Ray
@@ -64,6 +71,18 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     outcome = run_sweep(ablation, overrides, seeds, first_seed, verbose=args.verbose)
     print(outcome.markdown)
     print(f"ovat: wrote {outcome.paths['markdown']} and {outcome.paths['parquet']}")
+
+
+def sweep_probe(ablation: ablations.Ablation, overrides: dict, args: argparse.Namespace) -> None:
+    """`make sweep ABLATION=placement`: the probe of the file's base config (REPEATS, FIRST_SEED)."""
+    repeats = count("REPEATS", args.repeats, int(ablation.probe.get("repeats", 3)), minimum=2)
+    first_seed = count("FIRST_SEED", args.first_seed, -1, minimum=0)
+    ablations.base_config(ablation, overrides)  # overrides checked before Ray
+    print(f"ovat: {args.ablation}: a placement probe, {repeats} repeats per group", flush=True)
+    from sweeps.probe import probe_ablation
+
+    seed = None if first_seed < 0 else first_seed
+    print(probe_ablation(ablation, overrides, repeats, seed, verbose=args.verbose))
 
 
 def cmd_rank(args: argparse.Namespace) -> None:
@@ -129,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("ablation", help="a file name in sweeps/ablations/ (without .yaml)")
     sweep.add_argument("--seeds", help="seeds 0..n-1 per value (default: the file's)")
     sweep.add_argument("--first-seed", help="first seed (default 0): new seeds for a rerun")
+    sweep.add_argument("--repeats", help="reruns per group of a probe ablation (placement)")
     sweep.add_argument("--epochs", help="override train.epochs")
     sweep.add_argument("--dataset", help="override data.dataset")
     sweep.add_argument(
@@ -162,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
     tune.set_defaults(func=cmd_finetune)
     probe = sub.add_parser("probe", help="rerun a trial: same seed n times, other seeds n times")
     probe.add_argument("run", help="run id or run name of a trial")
-    probe.add_argument("--repeats", default="3", help="reruns per group (>= 2)")
+    probe.add_argument("--repeats", help="reruns per group (>= 2, default 3)")
     probe.add_argument(
         "--deterministic",
         action="store_true",

@@ -124,17 +124,32 @@ def _by_placement(rows: list[ProbeRow]) -> dict[tuple[str, str], list[ProbeRow]]
 
 
 def run_probe(ref: str, repeats: int, deterministic: bool = False, verbose: int = 0) -> str:
-    if repeats < 2:
-        raise ConfigError(f"REPEATS must be >= 2 to measure a variance, got {repeats}")
+    """Probe a finished run's exact config; the probe's runs point back at it."""
     run = tracking.resolve_run(ref)
-    cfg = source_config(run)
-    ensure_ray()
-    trials = probe_trials(cfg, repeats, alive_nodes(), deterministic)
     experiment = tracking.client().get_experiment(run.info.experiment_id).name
     tags = {f"{T}source_run": run.info.run_id, f"{T}source_name": run.info.run_name}
-    plan = Plan("probe", trials, cfg, "probe", SAME, experiment, tags, value_tag=f"{T}probe")
+    return probe_config(
+        source_config(run), repeats, deterministic, run.info.run_name, experiment, tags, verbose
+    )
+
+
+def probe_config(
+    cfg: ExperimentConfig,
+    repeats: int,
+    deterministic: bool,
+    title: str,
+    experiment: str,
+    tags: dict[str, str] | None = None,
+    verbose: int = 0,
+) -> str:
+    """Rerun `cfg` as a small Tune sweep and write, log and return the probe's report."""
+    if repeats < 2:
+        raise ConfigError(f"REPEATS must be >= 2 to measure a variance, got {repeats}")
+    ensure_ray()
+    trials = probe_trials(cfg, repeats, alive_nodes(), deterministic)
+    plan = Plan("probe", trials, cfg, "probe", SAME, experiment, tags or {}, f"{T}probe")
     outcome = run_plan(plan, verbose)
-    text = f"### probe of {run.info.run_name} ({outcome.sweep_id})\n\n" + summarize(
+    text = f"### probe of {title} ({outcome.sweep_id})\n\n" + summarize(
         probe_rows(outcome.sweep_id)
     )
     path = results_dir() / outcome.sweep_id / "probe.md"
@@ -142,3 +157,27 @@ def run_probe(ref: str, repeats: int, deterministic: bool = False, verbose: int 
     parent = tracking.search_runs({f"{T}sweep_id": outcome.sweep_id, f"{T}role": "sweep"})[0]
     tracking.log_artifact(parent.info.run_id, path)
     return text
+
+
+def probe_ablation(
+    ablation: ablations.Ablation,
+    overrides: dict,
+    repeats: int | None,
+    first_seed: int | None,
+    verbose: int = 0,
+) -> str:
+    """An ablation file with a `probe:` section: probe its base config, no source run needed."""
+    settings = ablation.probe or {}
+    cfg = ablations.base_config(ablation, overrides)
+    if first_seed is not None:
+        cfg = cfg.with_overrides({"train.seed": first_seed})
+    title = f"{ablation.name} ({cfg.model.bottleneck}, seed {cfg.train.seed})"
+    return probe_config(
+        cfg,
+        repeats or int(settings.get("repeats", 3)),
+        bool(settings.get("deterministic", False)),
+        title,
+        f"ovat-{ablation.name}",
+        {f"{T}ablation_file": ablation.name},
+        verbose,
+    )

@@ -65,6 +65,9 @@ def test_several_varied_settings_give_ovat_trials_not_the_grid():
         ({"vary": {"model.bottleneck": ["vq"]}, "baseline": "ffn"}, "baseline 'ffn' is not"),
         ({"vary": {"model.bottleneck": ["vq"]}, "sedes": 2}, "unknown key 'sedes'"),
         ({"base": {}}, "needs a 'vary' mapping"),
+        ({"probe": {"repeats": 3, "determinstic": True}}, "unknown probe key 'determinstic'"),
+        ({"probe": {"repeats": 3}, "vary": {"train.seed": [0]}}, "takes the place of 'vary'"),
+        ({"probe": {}, "base": {"model.bottleneck": "vqq"}}, "unknown model.bottleneck 'vqq'"),
     ],
 )
 def test_bad_ablation_files_name_file_and_key(raw, message):
@@ -82,3 +85,10 @@ def test_malformed_yaml_names_file_and_line(tmp_path, monkeypatch):
     monkeypatch.setattr(ablations, "ABLATIONS_DIR", tmp_path)
     with pytest.raises(AblationError, match=r"broken.yaml:\d+: malformed YAML"):
         ablations.load("broken")
+
+
+def test_placement_file_is_a_probe_of_its_base_config():
+    placement = ablations.load("placement")
+    assert placement.probe == {"repeats": 3, "deterministic": True} and not placement.vary
+    assert ablations.base_config(placement, {}).model.bottleneck == "vq"
+    assert ablations.probe_files() == ["placement"]

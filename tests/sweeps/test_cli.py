@@ -33,6 +33,9 @@ def ovat(*args: str, cwd) -> subprocess.CompletedProcess:
         (["sweep", "bottleneck", "--seeds", "0"], "SEEDS must be >= 1, got 0"),
         (["sweep", "bottleneck", "--seeds", "two"], "SEEDS must be an integer >= 1, got 'two'"),
         (["sweep", "bottleneck", "--first-seed", "-1"], "FIRST_SEED must be >= 0, got -1"),
+        (["sweep", "bottleneck", "--repeats", "3"], "REPEATS=3 applies to probe ablations only"),
+        (["sweep", "placement", "--repeats", "1"], "REPEATS must be >= 2, got 1"),
+        (["sweep", "placement", "--set", "model.bottleneck=x"], "unknown model.bottleneck 'x'"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, message, workspace):

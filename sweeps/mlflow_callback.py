@@ -95,6 +95,11 @@ class MlflowTrialLogger(ray.tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self.run_for(trial)
+        diverged = (trial.last_result or {}).get(f"{tracking.TAG}diverged")
+        if diverged:
+            tracking.set_tags(run_id, {f"{tracking.TAG}error": diverged})
+            tracking.end_run(run_id, failed=True)
+            return
         checkpoint = (trial.last_result or {}).get("checkpoint_path")
         if checkpoint:
             tracking.log_artifacts(run_id, checkpoint, "checkpoint")

@@ -31,6 +31,7 @@ class TrialRow:
     untrained: str = ""  # trainable tensors that never got a gradient, comma-joined
     frozen_changed: str = ""
     run_id: str = ""
+    error: str = ""  # why the trial failed (diverged at epoch k, step s; the exception)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def trial_rows(sweep_id: str) -> list[TrialRow]:
                 untrained=tags.get(f"{T}untrained", ""),
                 frozen_changed=tags.get(f"{T}frozen_changed", ""),
                 run_id=run.info.run_id,
+                error=tags.get(f"{T}error", ""),
             )
         )
     return rows
@@ -116,7 +118,9 @@ def rank(rows: list[TrialRow], baseline: str = "") -> list[RankRow]:
 def notes(value: str, group: list[TrialRow], rows: list[TrialRow]) -> str:
     """Warnings a reader must see next to the number: untrained tensors, and other values of
     the sweep with this value's exact architecture (the group's ffn runs trained the VQ)."""
-    found = []
+    found = [
+        f"s{r.seed} failed: {r.error}" for r in sorted(group, key=lambda row: row.seed) if r.error
+    ]
     for label, attr in (
         ("never got a gradient", "untrained"),
         ("frozen but changed", "frozen_changed"),

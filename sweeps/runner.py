@@ -147,9 +147,8 @@ def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
             verbose=verbose,
         ),
     )
-    results = tuner.fit()
-    failed = sum(1 for r in results if r.error is not None)
-    return finish(sweep_id, parent, plan.name, plan.baseline, failed)
+    tuner.fit()
+    return finish(sweep_id, parent, plan.name, plan.baseline)
 
 
 def trial_name(trial) -> str:
@@ -171,9 +170,12 @@ def trial_payload(spec: ablations.TrialSpec) -> dict:
     }
 
 
-def finish(
-    sweep_id: str, parent_run_id: str, name: str, baseline: str, failed: int
-) -> report.Report:
+def finish(sweep_id: str, parent_run_id: str, name: str, baseline: str) -> report.Report:
+    """Publish the ranking; the sweep's run fails when any trial did (errored or diverged)."""
+    trials = tracking.search_runs(
+        {f"{tracking.TAG}sweep_id": sweep_id, f"{tracking.TAG}role": "trial"}
+    )
+    failed = sum(1 for run in trials if run.info.status != "FINISHED")
     outcome = report.publish([sweep_id], [parent_run_id], name, baseline)
     tracking.set_tags(parent_run_id, {f"{tracking.TAG}failed_trials": failed})
     tracking.end_run(parent_run_id, failed=failed > 0)

@@ -23,12 +23,14 @@ def save(
     cfg: ExperimentConfig,
     epoch: int,
     extra: dict[str, str] | None = None,
+    resumes: int = 0,
 ) -> Path:
-    """Weights, optimizer state, epoch and config; `extra` adds text files (the audit)."""
+    """Weights, optimizer state, epoch, how often the trial resumed, and config; `extra` adds
+    text files (the audit)."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), folder / MODEL_FILE)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
-    (folder / STATE_FILE).write_text(json.dumps({"epoch": epoch}))
+    (folder / STATE_FILE).write_text(json.dumps({"epoch": epoch, "resumes": resumes}))
     (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_flat(), indent=2))
     for filename, text in (extra or {}).items():
         (folder / filename).write_text(text)
@@ -46,4 +48,9 @@ def restore(folder: Path, model: Autoencoder, optimizer: torch.optim.Optimizer |
     if optimizer is not None:
         state = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state)
-    return json.loads((folder / STATE_FILE).read_text())["epoch"]
+    return read_state(folder)["epoch"]
+
+
+def read_state(folder: Path) -> dict:
+    """{'epoch': finished epochs, 'resumes': restarts from a checkpoint so far}."""
+    return {"resumes": 0} | json.loads((Path(folder) / STATE_FILE).read_text())

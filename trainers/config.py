@@ -29,6 +29,7 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW's default decoupled decay
     seed: int = 0  # seeds init, shuffling and train masks: a rerun repeats the trial
     deterministic: bool = False  # torch.use_deterministic_algorithms and cuDNN flags
+    max_failures: int = 2  # worker-group restarts from the last checkpoint before a trial fails
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -36,6 +37,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if self.max_failures < 0:
+            raise ValueError(f"train.max_failures must be >= 0, got {self.max_failures}")
         if self.weight_decay < 0:
             raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
 

@@ -23,7 +23,14 @@ from models.autoencoder import Autoencoder, parameter_counts
 from trainers import audit, checkpoints
 from trainers.config import ExperimentConfig
 from trainers.evaluation import Evaluator, as_tensor
-from trainers.steps import Sums, seed_everything, set_deterministic, train_epoch
+from trainers.steps import (
+    Diverged,
+    DivergenceGuard,
+    Sums,
+    seed_everything,
+    set_deterministic,
+    train_epoch,
+)
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -37,6 +44,15 @@ def all_reduce(sums: Sums, device: torch.device) -> Sums:
     packed = torch.tensor([sums.loss, float(sums.count)], dtype=torch.float64, device=device)
     dist.all_reduce(packed)
     return Sums(packed[0].item(), int(packed[1].item()))
+
+
+def agree_min(step: int, device: torch.device) -> int:
+    """The smallest value over all ranks: every rank then stops at the same divergence check."""
+    if not dist.is_available() or not dist.is_initialized():
+        return step
+    packed = torch.tensor([step], dtype=torch.int64, device=device)
+    dist.all_reduce(packed, op=dist.ReduceOp.MIN)
+    return int(packed.item())
 
 
 def nvidia_driver_version() -> str:
@@ -80,12 +96,16 @@ def build(cfg: ExperimentConfig, device: torch.device):
     return model, optimizer
 
 
-def resume(model: Autoencoder, optimizer: torch.optim.Optimizer) -> int:
+def resume(model: Autoencoder, optimizer: torch.optim.Optimizer) -> tuple[int, int]:
+    """(finished epochs, resumes including this one) from the last checkpoint, or (0, 0).
+
+    A worker-group restart (FailureConfig) and a restored sweep both come back through here."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0
+        return 0, 0
     with checkpoint.as_directory() as folder:
-        return checkpoints.restore(Path(folder), model, optimizer)
+        start = checkpoints.restore(Path(folder), model, optimizer)
+        return start, checkpoints.read_state(Path(folder))["resumes"] + 1
 
 
 def report(
@@ -96,12 +116,13 @@ def report(
     epoch: int,
     rank: int,
     extra: dict[str, str] | None = None,
+    resumes: int = 0,
 ) -> None:
     """Every rank must call report; only rank 0 attaches the checkpoint."""
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if rank == 0:
-            checkpoints.save(Path(folder), model, optimizer, cfg, epoch, extra)
+            checkpoints.save(Path(folder), model, optimizer, cfg, epoch, extra, resumes)
             checkpoint = ray.train.Checkpoint.from_directory(folder)
         ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -121,7 +142,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     val, test = (Evaluator(splits[n], cfg, rank, world, reduce) for n in ("val", "test"))
 
     model, optimizer = build(cfg, device)
-    start = resume(model, optimizer)
+    start, resumes = resume(model, optimizer)
     bare = model
     model = ray.train.torch.prepare_model(model)
     counts = parameter_counts(bare)
@@ -129,15 +150,30 @@ def train_loop_per_worker(loop_config: dict) -> None:
     for epoch in range(start, cfg.train.epochs):
         generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, rank))
         started = time.perf_counter()
-        train = train_epoch(
-            model, optimizer, train_images, cfg.data, cfg.train.batch_size, generator, device
-        )
+        guard = DivergenceGuard(epoch + 1, agree=functools.partial(agree_min, device=device))
+        try:
+            train = train_epoch(
+                model,
+                optimizer,
+                train_images,
+                cfg.data,
+                cfg.train.batch_size,
+                generator,
+                device,
+                guard,
+            )
+        except Diverged as error:
+            # A result, not an exception: retrying a deterministic divergence would only
+            # repeat it, and the sweep's callback ends the run FAILED with this reason.
+            ray.train.report({"epoch": epoch + 1, "ovat.diverged": str(error)})
+            return
         val_loss, val_stats = val(model, device)
         metrics = {
             "epoch": epoch + 1,
             "train_loss": all_reduce(train, device).mean,
             "train_images_per_s": len(train_images) / (time.perf_counter() - started),
             "val_loss": val_loss,
+            "resumes": resumes,
             **{f"val_{k}": v for k, v in val_stats.items()},
         }
         if epoch == 0 or epoch == start:
@@ -153,7 +189,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             rows = watch.close()
             metrics |= audit_metrics(rows, bare)
             extra = audit_files(rows)
-        report(metrics, bare, optimizer, cfg, epoch + 1, rank, extra)
+        report(metrics, bare, optimizer, cfg, epoch + 1, rank, extra, resumes)
 
 
 def audit_metrics(rows: list[audit.ParamAudit], model: Autoencoder) -> dict:

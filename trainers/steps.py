@@ -1,6 +1,7 @@
 """Single-device training and evaluation steps, free of Ray so unit tests can run them."""
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,43 @@ def train_step(
     return per_image.detach().sum()
 
 
+class Diverged(RuntimeError):
+    """A non-finite training loss: the trial stops with this reason instead of training NaNs."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"diverged at epoch {epoch}, step {step}: training loss is not finite")
+        self.epoch, self.step = epoch, step
+
+
+NO_BAD_STEP = 2**31 - 1  # "every step so far was finite", as a number MIN can reduce over
+
+
+def first_bad_step(losses: list[torch.Tensor]) -> int:
+    """1-based index of the first non-finite loss, or NO_BAD_STEP; one host sync."""
+    if not losses:
+        return NO_BAD_STEP
+    bad = (~torch.isfinite(torch.stack(losses))).nonzero()
+    return int(bad[0, 0]) + 1 if len(bad) else NO_BAD_STEP
+
+
+@dataclass(frozen=True)
+class DivergenceGuard:
+    """Checks the losses every `every` steps and at the end of the epoch (not every step, which
+    would sync the GPU each time); `agree` makes all data-parallel ranks stop at the same check
+    (MIN of their first bad step), so none is left waiting in a collective."""
+
+    epoch: int  # 1-based, for the message
+    every: int = 50
+    agree: Callable[[int], int] = lambda step: step
+
+    def check(self, losses: list[torch.Tensor], last: bool) -> None:
+        if not last and len(losses) % self.every:
+            return
+        step = self.agree(first_bad_step(losses))
+        if step != NO_BAD_STEP:
+            raise Diverged(self.epoch, step)
+
+
 def train_epoch(
     model: Autoencoder,
     optimizer: torch.optim.Optimizer,
@@ -78,14 +116,20 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     device: torch.device,
+    guard: DivergenceGuard | None = None,
 ) -> Sums:
-    """One shuffled pass; masks and order come from generator, so a seed repeats the epoch."""
+    """One shuffled pass; masks and order come from generator, so a seed repeats the epoch.
+
+    With a guard, a non-finite loss raises `Diverged` within `guard.every` steps."""
     model.train()
     order = torch.randperm(len(images), generator=generator)
-    losses = [
-        train_step(model, optimizer, images[order[i : i + batch_size]], cfg, generator, device)
-        for i in range(0, len(images), batch_size)
-    ]
+    starts = range(0, len(images), batch_size)
+    losses = []
+    for i in starts:
+        batch = images[order[i : i + batch_size]]
+        losses.append(train_step(model, optimizer, batch, cfg, generator, device))
+        if guard is not None:
+            guard.check(losses, last=i == starts[-1])
     total = torch.stack(losses).sum().item() if losses else 0.0  # one host sync per epoch
     return Sums(total, len(images))
 

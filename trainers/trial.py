@@ -54,6 +54,7 @@ def run_trial(config: dict, data_refs: dict, storage_path: str) -> None:
             storage_path=storage_path,
             callbacks=[TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
         ),
     )
     trainer.fit()

@@ -80,3 +80,12 @@ def test_markdown_and_parquet(tmp_path):
     assert [r["value"] for r in parquet] == ["ffn", "vq", "identity"]
     needed = {"rank", "value", "test_loss_mean", "test_loss_std", "n", "params_total"}
     assert needed | {"params_bottleneck", "verdict", "diff_ci_low"} <= set(parquet[0])
+
+
+def test_failed_trials_are_counted_with_their_reason_not_dropped():
+    diverged = TrialRow("ffn", 2, "ffn-sample-s2", "FAILED", math.nan, 120, 20,
+                        error="diverged at epoch 1, step 2: training loss is not finite")  # fmt: skip
+    table = {r.value: r for r in rank([*ROWS, diverged], baseline="vq")}
+    assert (table["ffn"].n, table["ffn"].failed) == (2, 1)
+    assert "s2 failed: diverged at epoch 1, step 2" in table["ffn"].notes
+    assert "| 2 (1 failed) |" in to_markdown(list(table.values()), "t")

@@ -1,3 +1,6 @@
+import math
+
+import pytest
 import torch
 
 from data.config import DataConfig
@@ -5,7 +8,15 @@ from data.masking import fixed_eval_grid
 from models.autoencoder import Autoencoder
 from models.config import ModelConfig
 from trainers.loop import epoch_seed
-from trainers.steps import evaluate, seed_everything, train_epoch
+from trainers.steps import (
+    NO_BAD_STEP,
+    Diverged,
+    DivergenceGuard,
+    evaluate,
+    first_bad_step,
+    seed_everything,
+    train_epoch,
+)
 
 CPU = torch.device("cpu")
 SMALL = ModelConfig(bottleneck="vq", stem_channels=8, hidden_channels=16, res_channels=4,
@@ -67,3 +78,37 @@ def test_eval_loss_is_exact_mean_over_images_whatever_the_batch_size():
     assert abs(whole.mean - sliced.mean) < 1e-6
     again, _ = evaluate(model, data, keep, cfg, 7, CPU)
     assert again.mean == sliced.mean or abs(again.mean - sliced.mean) < 1e-6
+
+
+def diverging(data, guard):
+    """lr 1e6 makes AdamW's first update blow the weights up: the second loss is NaN."""
+    seed_everything(0)
+    model = Autoencoder(SMALL)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e6)
+    generator = torch.Generator().manual_seed(0)
+    cfg = DataConfig(resolution=16)
+    try:
+        return train_epoch(model, optimizer, data, cfg, 4, generator, CPU, guard)
+    finally:
+        steps = optimizer.state[next(model.parameters())]["step"]
+        diverging.steps_taken = int(steps)
+
+
+def test_divergence_stops_the_epoch_within_the_check_interval_and_names_the_step():
+    data = images(32)  # 8 steps of 4
+    with pytest.raises(Diverged, match=r"diverged at epoch 3, step 2: training loss is not fin"):
+        diverging(data, DivergenceGuard(3, every=1))
+    assert diverging.steps_taken == 2  # stopped at once, not after the epoch
+    with pytest.raises(Diverged, match="step 2"):
+        diverging(data, DivergenceGuard(3, every=50))  # checked at the epoch's end
+    assert diverging.steps_taken == 8
+    assert math.isnan(diverging(data, None).mean)  # the check can fail: unguarded, NaN trains on
+
+
+def test_first_bad_step_and_agreement_across_ranks():
+    finite, nan = torch.tensor(1.0), torch.tensor(float("nan"))
+    assert first_bad_step([finite, finite]) == NO_BAD_STEP
+    assert first_bad_step([finite, torch.tensor(float("inf")), nan]) == 2
+    # another rank saw a NaN first: this rank stops at that check too
+    with pytest.raises(Diverged, match="step 1"):
+        DivergenceGuard(1, every=1, agree=lambda step: min(step, 1)).check([finite], last=False)

@@ -10,6 +10,7 @@ OVAT := $(BIN)/ovat
 
 ABLATION ?= bottleneck
 SEEDS ?=
+RESUME ?=
 FIRST_SEED ?=
 EPOCHS ?=
 DATASET ?=
@@ -41,9 +42,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, SET)
+sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, SET; RESUME=1)
 	$(OVAT) sweep $(ABLATION) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(REPEATS),--repeats $(REPEATS)) \
+		$(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume $(RESUME)) \
 		$(if $(DATASET),--dataset $(DATASET)) $(foreach s,$(SET),--set $(s))
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone

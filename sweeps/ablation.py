@@ -82,7 +82,10 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def load(name: str) -> Ablation:
-    path = ABLATIONS_DIR / f"{name}.yaml"
+    """A name in sweeps/ablations/, or the path of a .yaml file anywhere (its stem names it)."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else ABLATIONS_DIR / f"{name}.yaml"
+    if name.endswith((".yaml", ".yml")) and not path.is_file():
+        raise AblationError(f"no ablation file {name}")
     if not path.is_file():
         raise AblationError(f"unknown ablation {name!r}; valid: {', '.join(available())}")
     try:
@@ -91,7 +94,7 @@ def load(name: str) -> Ablation:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise AblationError(f"{path}{where}: malformed YAML: {getattr(error, 'problem', error)}")
-    return parse(name, raw, path)
+    return parse(path.stem, raw, path)
 
 
 def parse(name: str, raw: dict, path: Path) -> Ablation:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from data.registry import DATASETS, UnknownDataset
 from models.bottlenecks import BOTTLENECKS
 from sweeps import ablation as ablations
+from sweeps.errors import SweepInterrupted
 from trainers.config import ConfigError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -53,6 +54,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     overrides = sweep_overrides(args)
     if ablation.probe is not None:
         return sweep_probe(ablation, overrides, args)
+    if args.resume:
+        return resume(ablation.name, args)
     if args.repeats:
         raise ConfigError(
             f"REPEATS={args.repeats} applies to probe ablations only "
@@ -69,6 +72,29 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from sweeps.runner import run_sweep  # imports Ray: only once the input is known good
 
     outcome = run_sweep(ablation, overrides, seeds, first_seed, verbose=args.verbose)
+    print(outcome.markdown)
+    print(f"ovat: wrote {outcome.paths['markdown']} and {outcome.paths['parquet']}")
+
+
+def resume(name: str, args: argparse.Namespace) -> None:
+    """RESUME=1: the newest unfinished sweep of this ablation; RESUME=<sweep id>: that one.
+    The sweep keeps the settings it started with (its plan.json), so none may be given."""
+    given = [
+        f
+        for f in ("seeds", "first_seed", "epochs", "dataset", "set", "repeats")
+        if getattr(args, f)
+    ]
+    if given:
+        raise ConfigError(
+            f"RESUME continues a sweep with its own settings; drop {given[0].upper()}="
+        )
+    from sweeps.runner import load_plan, resume_sweep, unfinished_sweep
+
+    sweep_id = unfinished_sweep(name) if args.resume == "1" else args.resume
+    started_as = load_plan(sweep_id).name
+    if started_as != name:
+        raise ConfigError(f"sweep {sweep_id} is of ablation {started_as!r}, not {name!r}")
+    outcome = resume_sweep(sweep_id, verbose=args.verbose)
     print(outcome.markdown)
     print(f"ovat: wrote {outcome.paths['markdown']} and {outcome.paths['parquet']}")
 
@@ -149,6 +175,10 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", help="seeds 0..n-1 per value (default: the file's)")
     sweep.add_argument("--first-seed", help="first seed (default 0): new seeds for a rerun")
     sweep.add_argument("--repeats", help="reruns per group of a probe ablation (placement)")
+    sweep.add_argument(
+        "--resume",
+        help="1: finish the newest unfinished sweep of this ablation; or a sweep id",
+    )
     sweep.add_argument("--epochs", help="override train.epochs")
     sweep.add_argument("--dataset", help="override data.dataset")
     sweep.add_argument(
@@ -200,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)
+    except SweepInterrupted as error:
+        print(f"ovat: {error}", file=sys.stderr)
+        return 130
     except USER_ERRORS as error:
         if args.debug:
             raise

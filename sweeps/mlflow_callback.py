@@ -95,6 +95,8 @@ class MlflowTrialLogger(ray.tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self.run_for(trial)
+        if tracking.run_status(run_id) == "FINISHED":
+            return  # skipped on resume: logged and ended before the driver died
         diverged = (trial.last_result or {}).get(f"{tracking.TAG}diverged")
         if diverged:
             tracking.set_tags(run_id, {f"{tracking.TAG}error": diverged})

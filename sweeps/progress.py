@@ -7,17 +7,19 @@ import ray.tune
 
 class TrialProgress(ray.tune.Callback):
     def __init__(self, total: int):
-        self.total, self.done, self.started = total, 0, time.monotonic()
+        self.total, self.done, self.started = total, 0, time.time()  # wall: survives restore
 
     def say(self, trial, text: str) -> None:
         spec = trial.config["trial"]
-        elapsed = time.monotonic() - self.started
+        elapsed = time.time() - self.started
         print(f"[{elapsed:6.0f}s {self.done}/{self.total}] {spec['key']:<20} {text}", flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.say(trial, "started")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("ovat.diverged"):
+            return self.say(trial, f"FAILED: {result['ovat.diverged']}")
         epochs = trial.config["trial"]["config"]["train.epochs"]
         text = (
             f"epoch {result.get('epoch')}/{epochs} train {result.get('train_loss', 0):.4f} "

@@ -4,10 +4,16 @@ Everything that can fail on user input (ablation, values, overrides, dataset) is
 before Ray starts, so a typo costs a second, not a cluster start-up.
 """
 
+import contextlib
+import dataclasses
+import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -15,6 +21,7 @@ import ray.tune
 
 from sweeps import ablation as ablations
 from sweeps import report
+from sweeps.errors import ResumeError, SweepInterrupted
 from sweeps.mlflow_callback import MlflowTrialLogger, SweepInfo
 from sweeps.progress import TrialProgress
 from trainers import tracking
@@ -26,6 +33,12 @@ from trainers.trial import trainable, trial_resources
 
 class ResourceError(RuntimeError):
     pass
+
+
+PLAN_FILE = "plan.json"  # results/<sweep_id>/plan.json: what a resume needs besides Tune's state
+# Tune snapshots its experiment state at most this often (default: >= 10 s); a driver killed
+# within the window reruns a trial that had just finished, which the resume then skips.
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 
 
 def data_key(cfg: ExperimentConfig) -> str:
@@ -107,8 +120,27 @@ def run_sweep(
     return run_plan(plan, verbose)
 
 
+def save_plan(plan: Plan, sweep_id: str) -> Path:
+    path = results_dir() / sweep_id / PLAN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = dataclasses.asdict(plan) | {"base": plan.base.to_flat()}
+    path.write_text(json.dumps(fields, indent=1))
+    return path
+
+
+def load_plan(sweep_id: str) -> Plan:
+    path = results_dir() / sweep_id / PLAN_FILE
+    if not path.is_file():
+        raise ResumeError(f"cannot resume {sweep_id}: {path} is missing")
+    fields = json.loads(path.read_text())
+    trials = [ablations.TrialSpec(**t) for t in fields.pop("trials")]
+    base = ExperimentConfig.from_flat(fields.pop("base"))
+    return Plan(trials=trials, base=base, **fields)
+
+
 def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
     sweep_id = new_sweep_id(plan.name)
+    save_plan(plan, sweep_id)
     t = tracking.TAG
     sweep_tags = {
         f"{t}sweep_id": sweep_id,
@@ -131,7 +163,7 @@ def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
         plan.tags,
         plan.value_tag,
     )
-    storage = results_dir() / "ray"
+    storage = tune_storage()
     tuner = ray.tune.Tuner(
         trainable(put_datasets(plan.trials), str(storage / sweep_id)),
         param_space={"trial": ray.tune.grid_search([trial_payload(t) for t in plan.trials])},
@@ -147,7 +179,74 @@ def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
             verbose=verbose,
         ),
     )
-    tuner.fit()
+    return fit(tuner, plan, sweep_id, parent)
+
+
+def tune_storage() -> Path:
+    return results_dir() / "ray"
+
+
+def resume_sweep(sweep_id: str, verbose: int = 0) -> report.Report:
+    """Finish an interrupted sweep through `Tuner.restore`: finished trials stay finished,
+    unfinished and errored ones continue from their last checkpoints in their own MLflow runs."""
+    t = tracking.TAG
+    parents = tracking.search_runs({f"{t}sweep_id": sweep_id, f"{t}role": "sweep"})
+    if not parents:
+        raise ResumeError(f"no sweep {sweep_id!r} in {tracking.tracking_uri()}")
+    plan, parent = load_plan(sweep_id), parents[-1]
+    path = tune_storage() / sweep_id
+    if not ray.tune.Tuner.can_restore(str(path)):
+        raise ResumeError(f"cannot resume {sweep_id}: no Tune state under {path}")
+    trials = tracking.search_runs({f"{t}sweep_id": sweep_id, f"{t}role": "trial"})
+    done = frozenset(r.data.tags[f"{t}trial_key"] for r in trials if r.info.status == "FINISHED")
+    print(f"ovat: resuming {sweep_id}: {len(done)} of {len(plan.trials)} trials finished")
+    ensure_ray()
+    resumed = int(parent.data.tags.get(f"{t}resumed", 0)) + 1
+    tracking.set_tags(parent.info.run_id, {f"{t}resumed": resumed, f"{t}status": "running"})
+    tuner = ray.tune.Tuner.restore(
+        str(path),
+        trainable=trainable(put_datasets(plan.trials), str(path), done),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    return fit(tuner, plan, sweep_id, parent.info.run_id, verbose)
+
+
+def unfinished_sweep(name: str) -> str:
+    """The newest sweep of this ablation whose run is not FINISHED (RESUME=1)."""
+    t = tracking.TAG
+    sweeps = tracking.search_runs({f"{t}ablation": name, f"{t}role": "sweep"})
+    open_ones = [r for r in sweeps if r.info.status != "FINISHED"]
+    if not open_ones:
+        raise ResumeError(f"no unfinished sweep of {name!r} in {tracking.tracking_uri()}")
+    return open_ones[-1].data.tags[f"{t}sweep_id"]
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (a scheduler's stop) gets Tune's graceful Ctrl-C path: state saved, then return."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGUSR1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def fit(tuner, plan: Plan, sweep_id: str, parent: str, verbose: int = 0) -> report.Report:
+    with sigterm_as_interrupt():
+        results = tuner.fit()
+    ended = results.num_terminated + results.num_errors
+    if ended < len(plan.trials):
+        t = tracking.TAG
+        tracking.set_tags(parent, {f"{t}status": "interrupted"})
+        tracking.end_run(parent, status="KILLED")
+        raise SweepInterrupted(
+            f"sweep {sweep_id} interrupted with {ended} of {len(plan.trials)} trials ended; "
+            f"resume it with: make sweep ABLATION={plan.name} RESUME={sweep_id}"
+        )
     return finish(sweep_id, parent, plan.name, plan.baseline)
 
 
@@ -177,6 +276,7 @@ def finish(sweep_id: str, parent_run_id: str, name: str, baseline: str) -> repor
     )
     failed = sum(1 for run in trials if run.info.status != "FINISHED")
     outcome = report.publish([sweep_id], [parent_run_id], name, baseline)
-    tracking.set_tags(parent_run_id, {f"{tracking.TAG}failed_trials": failed})
+    t = tracking.TAG
+    tracking.set_tags(parent_run_id, {f"{t}failed_trials": failed, f"{t}status": "ended"})
     tracking.end_run(parent_run_id, failed=failed > 0)
     return outcome

@@ -71,6 +71,7 @@ def placement(device: torch.device, deterministic: bool) -> dict[str, str]:
         "host": platform.node(),
         "node_ip": ray.util.get_node_ip_address(),
         "node_id": ray.get_runtime_context().get_node_id(),
+        "pid": str(os.getpid()),  # rank 0's worker process: what to look at (or kill) on a node
         "device": str(device),
         "torch": torch.__version__,
         "deterministic": str(deterministic),

@@ -96,9 +96,14 @@ def log_artifact(run_id: str, path: Path) -> None:
     client().log_artifact(run_id, str(path))
 
 
-def end_run(run_id: str, failed: bool = False) -> None:
-    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+def end_run(run_id: str, failed: bool = False, status: str = "") -> None:
+    """FINISHED, FAILED, or an explicit status (KILLED for an interrupted sweep)."""
+    status = status or RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
     client().set_terminated(run_id, status)
+
+
+def run_status(run_id: str) -> str:
+    return client().get_run(run_id).info.status
 
 
 def _all_experiments() -> list[str]:

@@ -40,9 +40,16 @@ def trial_resources(resources: ResourcesConfig) -> dict[str, float]:
     return need
 
 
-def run_trial(config: dict, data_refs: dict, storage_path: str) -> None:
-    """Tune's function trainable; config["trial"] carries the flat config and the data key."""
+def run_trial(
+    config: dict, data_refs: dict, storage_path: str, skip: frozenset[str] = frozenset()
+) -> None:
+    """Tune's function trainable; config["trial"] carries the flat config and the data key.
+
+    `skip`: trial keys whose MLflow runs finished although Tune's snapshot predates it (a resume
+    after the driver was killed): they are not trained again."""
     trial = config["trial"]
+    if trial["key"] in skip:
+        return
     cfg = ExperimentConfig.from_flat(trial["config"])
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = TorchTrainer(
@@ -60,6 +67,8 @@ def run_trial(config: dict, data_refs: dict, storage_path: str) -> None:
     trainer.fit()
 
 
-def trainable(data_refs: dict, storage_path: str):
-    fn = ray.tune.with_parameters(run_trial, data_refs=data_refs, storage_path=storage_path)
+def trainable(data_refs: dict, storage_path: str, skip: frozenset[str] = frozenset()):
+    fn = ray.tune.with_parameters(
+        run_trial, data_refs=data_refs, storage_path=storage_path, skip=skip
+    )
     return ray.tune.with_resources(fn, DRIVER_RESOURCES)

@@ -1,0 +1,112 @@
+"""The sweep driver killed with SIGKILL mid-sweep, then `sweep --resume 1`: only the missing
+trial runs, and MLflow holds exactly one finished run per trial.
+
+Both drivers are real `ovat sweep` processes attached to the shared Ray instance (RAY_ADDRESS);
+`resources.cpus_per_worker: 2` makes the two trials run one after the other on 2 CPUs, so the
+kill lands after the first trial finished and while the second trains.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import yaml
+
+from sweeps.report import rebuild
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+ABLATION = {
+    "base": {
+        "train.epochs": 2,
+        "data.limit": 64,
+        "train.batch_size": 32,
+        "resources.cpus_per_worker": 2,
+    },
+    "vary": {"model.bottleneck": ["vq", "identity"]},
+    "baseline": "vq",
+}
+
+
+def trial_runs(client):
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, "tags.`ovat.role` = 'trial'")
+
+
+def wait_for(condition, timeout: float, what: str, process=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the sweep ended (rc {process.returncode}) before {what}")
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace):
+    path = workspace / "resumable.yaml"
+    path.write_text(yaml.safe_dump(ABLATION))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+    }
+    command = [sys.executable, "-m", "sweeps.cli", "sweep", str(path)]
+    client = mlflow.tracking.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    with open(workspace / "first.log", "w") as log:
+        first = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=log)
+        try:
+            finished = wait_for(
+                lambda: [r for r in trial_runs(client) if r.info.status == "FINISHED"],
+                400,
+                "the first trial to finish",
+                first,
+            )
+            running = wait_for(
+                lambda: [r for r in trial_runs(client) if r.info.status == "RUNNING"],
+                120,
+                "the second trial to start",
+                first,
+            )
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+    assert first.returncode == -signal.SIGKILL
+    [done], [interrupted] = finished, running
+    assert done.data.tags["ovat.value"] != interrupted.data.tags["ovat.value"]
+
+    resumed = subprocess.run(
+        [*command, "--resume", "1"],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "1 of 2 trials finished" in resumed.stdout
+
+    runs = trial_runs(client)
+    assert sorted(r.data.tags["ovat.trial_key"] for r in runs) == ["identity/s0", "vq/s0"]
+    assert all(r.info.status == "FINISHED" and "test_loss" in r.data.metrics for r in runs)
+    again = client.get_run(done.info.run_id)
+    assert again.info.end_time == done.info.end_time  # the finished trial was not rerun
+    assert {r.info.run_id for r in runs} == {done.info.run_id, interrupted.info.run_id}
+    for run in runs:  # every epoch landed once the resumed trial finished
+        history = client.get_metric_history(run.info.run_id, "train_loss")
+        assert {m.step for m in history} == {1, 2}
+
+    [parent] = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`ovat.role` = 'sweep'"
+    )
+    assert parent.info.status == "FINISHED" and parent.data.tags["ovat.resumed"] == "1"
+    report = rebuild(parent.data.tags["ovat.sweep_id"])
+    assert "| vq |" in report and "| identity |" in report and "failed" not in report

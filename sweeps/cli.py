@@ -9,6 +9,8 @@ from models.bottlenecks import BOTTLENECKS
 from sweeps import ablation as ablations
 from sweeps.errors import SweepInterrupted
 from trainers.config import ConfigError
+from trainers.paths import StorageError, check_writable, data_dir, results_dir
+from trainers.tracking import TrackingUnavailable, check_reachable
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     ablations.AblationError,
@@ -16,7 +18,16 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownDataset,
     FileNotFoundError,
     LookupError,
+    StorageError,
+    TrackingUnavailable,
 )
+
+
+def preflight() -> None:
+    """Everything a sweep will write to, checked before Ray starts or a trial runs."""
+    check_reachable()
+    check_writable(results_dir(), "results folder")
+    check_writable(data_dir(), "data folder")
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -64,6 +75,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     seeds = count("SEEDS", args.seeds, ablation.seeds, minimum=1)
     first_seed = count("FIRST_SEED", args.first_seed, 0, minimum=0)
     trials = ablations.expand(ablation, overrides, seeds, first_seed)  # all checked before Ray
+    preflight()
     print(
         f"ovat: {args.ablation}: {len(trials)} trials "
         f"({len(trials) // seeds} values x {seeds} seeds)",
@@ -88,6 +100,7 @@ def resume(name: str, args: argparse.Namespace) -> None:
         raise ConfigError(
             f"RESUME continues a sweep with its own settings; drop {given[0].upper()}="
         )
+    preflight()
     from sweeps.runner import load_plan, resume_sweep, unfinished_sweep
 
     sweep_id = unfinished_sweep(name) if args.resume == "1" else args.resume
@@ -104,6 +117,7 @@ def sweep_probe(ablation: ablations.Ablation, overrides: dict, args: argparse.Na
     repeats = count("REPEATS", args.repeats, int(ablation.probe.get("repeats", 3)), minimum=2)
     first_seed = count("FIRST_SEED", args.first_seed, -1, minimum=0)
     ablations.base_config(ablation, overrides)  # overrides checked before Ray
+    preflight()
     print(f"ovat: {args.ablation}: a placement probe, {repeats} repeats per group", flush=True)
     from sweeps.probe import probe_ablation
 
@@ -157,6 +171,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from sweeps.probe import run_probe
 
     repeats = count("REPEATS", args.repeats, 3, minimum=2)
+    preflight()
     print(run_probe(args.run, repeats, args.deterministic, verbose=args.verbose))
 
 

@@ -7,7 +7,10 @@ to Tune and the driver logs for them, so concurrent trials never contend for the
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -20,6 +23,31 @@ BATCH = 100  # MLflow's log_batch accepts at most 100 params per call
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+class TrackingUnavailable(ConnectionError):
+    """The tracking store cannot be reached or written: said before any trial starts."""
+
+
+def check_reachable(timeout_s: float = 10.0) -> str:
+    """Fail fast and clearly, instead of after MLflow's minutes of retries mid-sweep."""
+    uri = tracking_uri()
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+                pass
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise TrackingUnavailable(
+                f"MLflow tracking server {uri} is not reachable ({reason}); start it "
+                "(make server) or set MLFLOW_TRACKING_URI"
+            ) from None
+    elif parsed.scheme == "sqlite":
+        folder = Path(uri.removeprefix("sqlite:///")).resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise TrackingUnavailable(f"MLflow store {uri}: folder {folder} is not writable")
+    return uri
 
 
 def client() -> MlflowClient:

@@ -1,5 +1,6 @@
 """The command line's bad-input table: one line, exit code 2, no traceback, nothing started."""
 
+import socket
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 from tests.conftest import ROOT
 
 
-def ovat(*args: str, cwd) -> subprocess.CompletedProcess:
+def ovat(*args: str, cwd, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "sweeps.cli", *args],
         capture_output=True,
@@ -16,7 +17,7 @@ def ovat(*args: str, cwd) -> subprocess.CompletedProcess:
         cwd=cwd,
         timeout=120,
         check=False,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **env},
     )
 
 
@@ -71,3 +72,26 @@ def test_list_names_everything(workspace):
     result = ovat("list", cwd=workspace)
     assert result.returncode == 0
     assert "bottleneck" in result.stdout and "softvq" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return listener.getsockname()[1]
+
+
+def test_unreachable_tracking_server_is_an_error_before_anything_starts(workspace):
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = ovat("sweep", "bottleneck", cwd=workspace, MLFLOW_TRACKING_URI=uri)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"MLflow tracking server {uri} is not reachable" in result.stderr
+    assert not (workspace / "results").exists()
+
+
+def test_unwritable_results_folder_is_named(workspace):
+    blocker = workspace / "a-file"
+    blocker.write_text("not a folder")  # unwritable even for root, unlike a chmod
+    results = blocker / "results"
+    result = ovat("sweep", "bottleneck", cwd=workspace, OVAT_RESULTS=str(results))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"results folder {results} is not writable: Not a directory" in result.stderr

@@ -88,10 +88,10 @@ class MlflowTrialLogger(ray.tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         run_id = self.run_for(trial)
-        tracking.log_metrics(run_id, metrics_of(result), step=int(result.get("epoch", 0)))
         tags = tags_of(result)
-        if tags:
+        if tags:  # first: whoever sees an epoch's metrics also sees where it ran
             tracking.set_tags(run_id, tags)
+        tracking.log_metrics(run_id, metrics_of(result), step=int(result.get("epoch", 0)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self.run_for(trial)

@@ -123,8 +123,14 @@ def _by_placement(rows: list[ProbeRow]) -> dict[tuple[str, str], list[ProbeRow]]
     return groups
 
 
+def check_repeats(repeats: int) -> None:
+    if repeats < 2:
+        raise ConfigError(f"REPEATS must be >= 2 to measure a variance, got {repeats}")
+
+
 def run_probe(ref: str, repeats: int, deterministic: bool = False, verbose: int = 0) -> str:
     """Probe a finished run's exact config; the probe's runs point back at it."""
+    check_repeats(repeats)
     run = tracking.resolve_run(ref)
     experiment = tracking.client().get_experiment(run.info.experiment_id).name
     tags = {f"{T}source_run": run.info.run_id, f"{T}source_name": run.info.run_name}
@@ -143,8 +149,7 @@ def probe_config(
     verbose: int = 0,
 ) -> str:
     """Rerun `cfg` as a small Tune sweep and write, log and return the probe's report."""
-    if repeats < 2:
-        raise ConfigError(f"REPEATS must be >= 2 to measure a variance, got {repeats}")
+    check_repeats(repeats)
     ensure_ray()
     trials = probe_trials(cfg, repeats, alive_nodes(), deterministic)
     plan = Plan("probe", trials, cfg, "probe", SAME, experiment, tags or {}, f"{T}probe")

@@ -17,7 +17,7 @@ from sweeps.runner import run_sweep
 
 pytestmark = pytest.mark.integration
 
-EPOCHS = 3
+EPOCHS = 4
 HEALTHY, DIVERGING = 0.0003, 1000000.0
 
 
@@ -29,7 +29,7 @@ def kill_worker_after_first_epoch(uri: str, done: threading.Event, killed: list)
             [e.experiment_id for e in client.search_experiments()],
             f"tags.`ovat.value` = '{HEALTHY}'",
         )
-        if runs and "train_loss" in runs[0].data.metrics:
+        if runs and "train_loss" in runs[0].data.metrics and "placement.pid" in runs[0].data.tags:
             pid = int(runs[0].data.tags["placement.pid"])
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from models.autoencoder import Autoencoder
-from trainers.config import ExperimentConfig
+from trainers.config import ConfigError, ExperimentConfig
 
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
     "model.pt",
@@ -44,7 +44,9 @@ def load_config(folder: Path) -> ExperimentConfig:
 def restore(folder: Path, model: Autoencoder, optimizer: torch.optim.Optimizer | None) -> int:
     """Load weights (and optimizer state) in place; returns the number of finished epochs."""
     folder = Path(folder)
-    model.load_state_dict(torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True))
+    state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+    check_architecture(folder, state, model)
+    model.load_state_dict(state)
     if optimizer is not None:
         state = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state)
@@ -54,3 +56,22 @@ def restore(folder: Path, model: Autoencoder, optimizer: torch.optim.Optimizer |
 def read_state(folder: Path) -> dict:
     """{'epoch': finished epochs, 'resumes': restarts from a checkpoint so far}."""
     return {"resumes": 0} | json.loads((Path(folder) / STATE_FILE).read_text())
+
+
+def check_architecture(folder: Path, state: dict, model: torch.nn.Module) -> None:
+    """One line naming what differs, instead of torch's page of missing and unexpected keys."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    problems = [f"missing {k}" for k in want if k not in have]
+    problems += [f"unexpected {k}" for k in have if k not in want]
+    problems += [
+        f"{k} is {have[k]}, the model wants {want[k]}"
+        for k in want
+        if k in have and have[k] != want[k]
+    ]
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ConfigError(
+            f"checkpoint {folder} does not match the model's architecture: "
+            f"{'; '.join(problems[:3])}{more}"
+        )

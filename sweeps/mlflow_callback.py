@@ -2,16 +2,21 @@
 
 It runs in the sweep driver, the only process that writes to MLflow: trials never contend for
 the store, a resumed trial continues the run found by its trial key instead of opening a
-second one, and a failed trial's run ends FAILED with the reason.
+second one, and a failed trial's run ends FAILED with the reason. Writes go through the sweep's
+`Outbox`, so a tracking outage delays them instead of failing the sweep.
 """
 
+import time
 from dataclasses import dataclass, field
 from numbers import Real
+from pathlib import Path
 
 import ray.tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from sweeps.outbox import Outbox
 from trainers import tracking
+from trainers.steps import STEP_METRICS
 
 SKIP = set(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag", "checkpoint_path"}
 TAG_PREFIXES = ("placement.", tracking.TAG)  # string results under these become run tags
@@ -49,65 +54,85 @@ def tags_of(result: dict) -> dict[str, str]:
 
 
 class MlflowTrialLogger(ray.tune.Callback):
-    def __init__(self, sweep: SweepInfo):
+    """Every write goes through the sweep's `Outbox`, so a tracking outage delays writes
+    instead of failing the sweep or losing them."""
+
+    def __init__(self, sweep: SweepInfo, folder: Path):
         self.sweep = sweep
-        self.runs: dict[str, str] = {}  # Tune trial id -> MLflow run id
+        self.outbox = Outbox(folder)
+        self.opened: set[str] = set()  # Tune trial ids whose run was queued for opening
 
-    def trial_tags(self, spec: dict) -> dict[str, str]:
+    def key_tags(self, trial) -> dict[str, str]:
         t = tracking.TAG
-        return {f"{t}sweep_id": self.sweep.sweep_id, f"{t}trial_key": spec["key"]}
+        return {f"{t}sweep_id": self.sweep.sweep_id, f"{t}trial_key": trial.config["trial"]["key"]}
 
-    def run_for(self, trial) -> str:
-        if trial.trial_id not in self.runs:
-            spec = trial.config["trial"]
-            key_tags = self.trial_tags(spec)
-            t = tracking.TAG
-            tags = {
-                **key_tags,
-                f"{t}role": "trial",
-                f"{t}ablation": self.sweep.ablation,
-                f"{t}vary": self.sweep.vary,
-                f"{t}value": spec["value"],
-                f"{t}seed": spec["seed"],
-                f"{t}tune_trial_id": trial.trial_id,
-                f"{t}repeat": spec.get("repeat", 0),
-                **self.sweep.tags,
-            }
-            if self.sweep.value_tag:
-                tags[self.sweep.value_tag] = spec["value"]
-            name = f"{spec['value']}-{self.sweep.dataset}-s{spec['seed']}"
-            if spec.get("repeat"):
-                name += f"-r{spec['repeat']}"
-            self.runs[trial.trial_id] = tracking.find_run(key_tags) or tracking.start_run(
-                self.sweep.experiment, name, tags, spec["config"], self.sweep.parent_run_id
-            )
-        return self.runs[trial.trial_id]
+    def open(self, trial) -> dict[str, str]:
+        """The trial's key tags, after queueing its run's creation (or lookup) once."""
+        key_tags = self.key_tags(trial)
+        if trial.trial_id in self.opened:
+            return key_tags
+        self.opened.add(trial.trial_id)
+        spec = trial.config["trial"]
+        t = tracking.TAG
+        tags = {
+            **key_tags,
+            f"{t}role": "trial",
+            f"{t}ablation": self.sweep.ablation,
+            f"{t}vary": self.sweep.vary,
+            f"{t}value": spec["value"],
+            f"{t}seed": spec["seed"],
+            f"{t}tune_trial_id": trial.trial_id,
+            f"{t}repeat": spec.get("repeat", 0),
+            **self.sweep.tags,
+        }
+        if self.sweep.value_tag:
+            tags[self.sweep.value_tag] = spec["value"]
+        name = f"{spec['value']}-{self.sweep.dataset}-s{spec['seed']}"
+        if spec.get("repeat"):
+            name += f"-r{spec['repeat']}"
+        self.outbox.open_run(
+            key_tags,
+            experiment=self.sweep.experiment,
+            name=name,
+            tags=tags,
+            params=spec["config"],
+            parent_id=self.sweep.parent_run_id,
+        )
+        return key_tags
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.run_for(trial)
+        self.open(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run_id = self.run_for(trial)
+        key_tags = self.open(trial)
         tags = tags_of(result)
         if tags:  # first: whoever sees an epoch's metrics also sees where it ran
-            tracking.set_tags(run_id, tags)
-        tracking.log_metrics(run_id, metrics_of(result), step=int(result.get("epoch", 0)))
+            self.outbox.write("tags", key_tags, tags=tags)
+        now = int(time.time() * 1000)
+        points = [
+            [n, s, v] for n, series in (result.get(STEP_METRICS) or {}).items() for s, v in series
+        ]
+        if points:
+            self.outbox.write("points", key_tags, points=points, timestamp_ms=now)
+        self.outbox.write(
+            "metrics",
+            key_tags,
+            metrics=metrics_of(result),
+            step=int(result.get("epoch", 0)),
+            timestamp_ms=now,
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        run_id = self.run_for(trial)
-        if tracking.run_status(run_id) == "FINISHED":
-            return  # skipped on resume: logged and ended before the driver died
-        diverged = (trial.last_result or {}).get(f"{tracking.TAG}diverged")
-        if diverged:
-            tracking.set_tags(run_id, {f"{tracking.TAG}error": diverged})
-            tracking.end_run(run_id, failed=True)
-            return
-        checkpoint = (trial.last_result or {}).get("checkpoint_path")
-        if checkpoint:
-            tracking.log_artifacts(run_id, checkpoint, "checkpoint")
-        tracking.end_run(run_id)
+        last = trial.last_result or {}
+        self.outbox.write(
+            "complete",
+            self.open(trial),
+            diverged=last.get(f"{tracking.TAG}diverged") or "",
+            checkpoint=last.get("checkpoint_path") or "",
+        )
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        run_id = self.run_for(trial)
-        tracking.set_tags(run_id, {f"{tracking.TAG}error": error_reason(trial)})
-        tracking.end_run(run_id, failed=True)
+        self.outbox.write("fail", self.open(trial), reason=error_reason(trial))
+
+    def on_experiment_end(self, trials, **info):
+        self.outbox.flush(force=True)  # what still waits is on disk for the runner to drain

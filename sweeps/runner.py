@@ -23,6 +23,7 @@ from sweeps import ablation as ablations
 from sweeps import report
 from sweeps.errors import ResumeError, SweepInterrupted
 from sweeps.mlflow_callback import MlflowTrialLogger, SweepInfo
+from sweeps.outbox import Outbox
 from sweeps.progress import TrialProgress
 from trainers import tracking
 from trainers.config import ExperimentConfig
@@ -39,6 +40,14 @@ PLAN_FILE = "plan.json"  # results/<sweep_id>/plan.json: what a resume needs bes
 # Tune snapshots its experiment state at most this often (default: >= 10 s); a driver killed
 # within the window reruns a trial that had just finished, which the resume then skips.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+# MLflow retries a failing HTTP request 7 times over about 4 minutes, blocking Tune's event loop
+# meanwhile; the sweep's outbox retries later instead, so one quick retry is enough here.
+for _name, _value in (
+    ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1"),
+    ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+    ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
+):
+    os.environ.setdefault(_name, _value)
 
 
 def data_key(cfg: ExperimentConfig) -> str:
@@ -175,7 +184,10 @@ def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
         run_config=ray.tune.RunConfig(
             name=sweep_id,
             storage_path=str(storage),
-            callbacks=[MlflowTrialLogger(sweep), TrialProgress(len(plan.trials))],
+            callbacks=[
+                MlflowTrialLogger(sweep, results_dir() / sweep_id),
+                TrialProgress(len(plan.trials)),
+            ],
             verbose=verbose,
         ),
     )
@@ -194,6 +206,7 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> report.Report:
     if not parents:
         raise ResumeError(f"no sweep {sweep_id!r} in {tracking.tracking_uri()}")
     plan, parent = load_plan(sweep_id), parents[-1]
+    Outbox(results_dir() / sweep_id).drain()  # writes the killed driver could not deliver
     path = tune_storage() / sweep_id
     if not ray.tune.Tuner.can_restore(str(path)):
         raise ResumeError(f"cannot resume {sweep_id}: no Tune state under {path}")
@@ -238,15 +251,24 @@ def sigterm_as_interrupt():
 def fit(tuner, plan: Plan, sweep_id: str, parent: str, verbose: int = 0) -> report.Report:
     with sigterm_as_interrupt():
         results = tuner.fit()
+    outbox = Outbox(results_dir() / sweep_id)
+    resume_hint = f"make sweep ABLATION={plan.name} RESUME={sweep_id}"
     ended = results.num_terminated + results.num_errors
     if ended < len(plan.trials):
+        outbox.flush(force=True)  # best effort: what still waits is on disk for the resume
         t = tracking.TAG
         tracking.set_tags(parent, {f"{t}status": "interrupted"})
         tracking.end_run(parent, status="KILLED")
         raise SweepInterrupted(
             f"sweep {sweep_id} interrupted with {ended} of {len(plan.trials)} trials ended; "
-            f"resume it with: make sweep ABLATION={plan.name} RESUME={sweep_id}"
+            f"resume it with: {resume_hint}"
         )
+    try:
+        outbox.drain()
+    except tracking.TrackingUnavailable as error:
+        raise tracking.TrackingUnavailable(
+            f"{error}; every trial ended: {resume_hint} delivers them and builds the ranking"
+        ) from None
     return finish(sweep_id, parent, plan.name, plan.baseline)
 
 

@@ -43,14 +43,21 @@ SWEEP_EPOCHS = 2
 
 @pytest.fixture(scope="session")
 def pair_sweep(ray_session, tmp_path_factory):
-    """One real 2-value x 2-seed sweep (vq, ffn) that several integration tests read."""
+    """One real 2-value x 2-seed sweep (vq, ffn) that several integration tests read: half a CPU
+    per trial runs all four at once on 2 CPUs, each logging its loss at every step to SQLite."""
     import mlflow
 
     from sweeps import ablation as ablations
     from sweeps.runner import run_sweep
 
     folder = tmp_path_factory.mktemp("sweep")
-    tiny = {"train.epochs": SWEEP_EPOCHS, "data.limit": 96, "train.batch_size": 32}
+    tiny = {
+        "train.epochs": SWEEP_EPOCHS,
+        "data.limit": 96,
+        "train.batch_size": 32,
+        "train.log_every": 1,
+        "resources.cpus_per_worker": 0.5,
+    }
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
         patch.setenv("OVAT_RESULTS", str(folder / "results"))

@@ -30,6 +30,7 @@ class TrainConfig:
     seed: int = 0  # seeds init, shuffling and train masks: a rerun repeats the trial
     deterministic: bool = False  # torch.use_deterministic_algorithms and cuDNN flags
     max_failures: int = 2  # worker-group restarts from the last checkpoint before a trial fails
+    log_every: int = 10  # steps between points of the per-step loss curve (0: epochs only)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -37,8 +38,9 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr}")
-        if self.max_failures < 0:
-            raise ValueError(f"train.max_failures must be >= 0, got {self.max_failures}")
+        for name in ("max_failures", "log_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
 
@@ -46,18 +48,25 @@ class TrainConfig:
 @dataclass(frozen=True, kw_only=True)
 class ResourcesConfig:
     workers: int = 1  # Ray Train workers (data-parallel ranks) per trial
-    cpus_per_worker: int = 1  # also each worker's torch thread count
+    cpus_per_worker: float = 1.0  # 0.5 packs two small trials per core; threads: max(1, int)
     gpus_per_worker: float = 0.0  # 0: CPU; 0.25 packs four trials on one GPU
 
     def __post_init__(self):
-        if self.workers < 1 or self.cpus_per_worker < 1:
-            raise ValueError("resources.workers and resources.cpus_per_worker must be >= 1")
+        if self.workers < 1:
+            raise ValueError(f"resources.workers must be >= 1, got {self.workers}")
+        if not self.cpus_per_worker > 0:
+            raise ValueError(f"resources.cpus_per_worker must be > 0, got {self.cpus_per_worker}")
         if self.gpus_per_worker < 0:
             raise ValueError(f"resources.gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
 
     @property
     def use_gpu(self) -> bool:
         return self.gpus_per_worker > 0
+
+    @property
+    def threads(self) -> int:
+        """Torch threads per worker: its whole CPUs, at least one (no oversubscription)."""
+        return max(1, int(self.cpus_per_worker))
 
 
 SECTIONS = {

@@ -58,7 +58,7 @@ def parse_splits(text: str) -> list[str]:
 
 def score(model: Autoencoder, cfg: ExperimentConfig, splits: list[str]) -> dict[str, float]:
     """Loss per split on the fixed eval masks, with the trial's thread count (bitwise equal)."""
-    torch.set_num_threads(cfg.resources.cpus_per_worker)
+    torch.set_num_threads(cfg.resources.threads)
     arrays, device = load_splits(cfg, splits), device_for(cfg)
     model.to(device)
     return {f"{s}_loss": Evaluator(arrays[s], cfg)(model, device)[0] for s in splits}

@@ -21,9 +21,10 @@ import torch.distributed as dist
 
 from models.autoencoder import Autoencoder, parameter_counts
 from trainers import audit, checkpoints
-from trainers.config import ExperimentConfig
+from trainers.config import ExperimentConfig, TrainConfig
 from trainers.evaluation import Evaluator, as_tensor
 from trainers.steps import (
+    STEP_METRICS,
     Diverged,
     DivergenceGuard,
     Sums,
@@ -132,7 +133,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     cfg = ExperimentConfig.from_flat(loop_config["config"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(cfg.resources.cpus_per_worker)
+    torch.set_num_threads(cfg.resources.threads)
     if cfg.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         set_deterministic(True)
@@ -177,6 +178,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             "resumes": resumes,
             **{f"val_{k}": v for k, v in val_stats.items()},
         }
+        if cfg.train.log_every:
+            metrics[STEP_METRICS] = {"train_loss_step": step_points(train, epoch, cfg.train)}
         if epoch == 0 or epoch == start:
             metrics |= placement(device, cfg.train.deterministic)
         extra = None
@@ -191,6 +194,16 @@ def train_loop_per_worker(loop_config: dict) -> None:
             metrics |= audit_metrics(rows, bare)
             extra = audit_files(rows)
         report(metrics, bare, optimizer, cfg, epoch + 1, rank, extra, resumes)
+
+
+def step_points(train: Sums, epoch: int, cfg: TrainConfig) -> list[list[float]]:
+    """[[global step, loss], ...] every `log_every` steps of the epoch (rank 0's batches)."""
+    per_epoch = len(train.step_means)
+    return [
+        [epoch * per_epoch + i, loss]
+        for i, loss in enumerate(train.step_means, 1)
+        if i % cfg.log_every == 0
+    ]
 
 
 def audit_metrics(rows: list[audit.ParamAudit], model: Autoencoder) -> dict:

@@ -2,7 +2,7 @@
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -11,6 +11,10 @@ import torch.nn.functional as F
 from data.config import DataConfig
 from data.masking import apply_mask, patch_keep_grid
 from models.autoencoder import Autoencoder
+
+# The key of a result's per-step series, {"train_loss_step": [[global step, value], ...]}: the
+# sweep's callback logs each point at its own step, so MLflow draws the loss curve per step.
+STEP_METRICS = "step_metrics"
 
 
 def seed_everything(seed: int) -> None:
@@ -37,6 +41,7 @@ class Sums:
 
     loss: float = 0.0
     count: int = 0
+    step_means: list[float] = field(default_factory=list)  # this rank's per-step mean losses
 
     @property
     def mean(self) -> float:
@@ -124,14 +129,18 @@ def train_epoch(
     model.train()
     order = torch.randperm(len(images), generator=generator)
     starts = range(0, len(images), batch_size)
-    losses = []
+    losses, sizes = [], []
     for i in starts:
         batch = images[order[i : i + batch_size]]
         losses.append(train_step(model, optimizer, batch, cfg, generator, device))
+        sizes.append(len(batch))
         if guard is not None:
             guard.check(losses, last=i == starts[-1])
-    total = torch.stack(losses).sum().item() if losses else 0.0  # one host sync per epoch
-    return Sums(total, len(images))
+    if not losses:
+        return Sums(0.0, len(images))
+    stacked = torch.stack(losses)  # read back once per epoch, not per step
+    means = [total / size for total, size in zip(stacked.tolist(), sizes, strict=True)]
+    return Sums(stacked.sum().item(), len(images), means)
 
 
 def train_steps(

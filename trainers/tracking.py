@@ -105,11 +105,23 @@ def log_params(run_id: str, params: dict) -> None:
         client().log_batch(run_id, params=items[start : start + BATCH])
 
 
-def log_metrics(run_id: str, metrics: dict[str, float], step: int) -> None:
-    now = int(time.time() * 1000)
+def log_metrics(
+    run_id: str, metrics: dict[str, float], step: int, timestamp_ms: int | None = None
+) -> None:
+    """`timestamp_ms`: when the value was measured, so a delayed or repeated write is the same
+    metric row (MLflow ignores an identical one) rather than a second point."""
+    now = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
     for start in range(0, len(items), BATCH):
         client().log_batch(run_id, metrics=items[start : start + BATCH])
+
+
+def log_metric_points(run_id: str, points: list, timestamp_ms: int) -> None:
+    """[[name, step, value], ...]: a metric's history at many steps (per-step losses) in a few
+    batched calls instead of one call per step."""
+    items = [Metric(name, float(value), timestamp_ms, int(step)) for name, step, value in points]
+    for start in range(0, len(items), BATCH * 10):  # log_batch takes up to 1000 metrics
+        client().log_batch(run_id, metrics=items[start : start + BATCH * 10])
 
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:

@@ -1,10 +1,14 @@
-"""A real sweep on the shared Ray instance: 2 values x 2 seeds, two trials at a time."""
+"""A real sweep on the shared Ray instance: 2 values x 2 seeds, all four trials at once."""
+
+import math
 
 import pyarrow.parquet as pq
 import pytest
 
 from sweeps.report import rebuild
 from tests.conftest import SWEEP_EPOCHS as EPOCHS
+from trainers.config import ExperimentConfig
+from trainers.evaluation import load_splits
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +67,25 @@ def test_seeds_differ_and_rank_rebuilds_from_mlflow_alone(in_sweep_store):
     assert losses[("vq", "0")] != losses[("vq", "1")]
     # follow-up tests may have added runs below the table; the table itself is unchanged
     assert rebuild(report.sweep_id).startswith(report.markdown)
+
+
+def test_four_concurrent_trials_land_every_per_step_loss(pair_sweep):
+    _, client, runs, _ = pair_sweep
+    trials = [r for r in runs if r.data.tags.get("ovat.role") == "trial"]
+    first_end = min(r.info.end_time for r in trials)
+    assert all(r.info.start_time < first_end for r in trials), "the 4 trials did not overlap"
+    for run in trials:
+        cfg = ExperimentConfig.from_flat(run.data.params)
+        train_images = len(load_splits(cfg)["train"])
+        per_epoch = math.ceil(train_images / cfg.train.batch_size)
+        history = client.get_metric_history(run.info.run_id, "train_loss_step")
+        steps = [m.step for m in history]
+        assert sorted(steps) == list(range(1, EPOCHS * per_epoch + 1)), run.info.run_name
+        sizes = [cfg.train.batch_size] * (per_epoch - 1)
+        sizes.append(train_images - sum(sizes))
+        by_step = {m.step: m.value for m in history}
+        for epoch, logged in enumerate(client.get_metric_history(run.info.run_id, "train_loss")):
+            first = logged.step - 1
+            means = [by_step[first * per_epoch + i] for i in range(1, per_epoch + 1)]
+            weighted = sum(m * n for m, n in zip(means, sizes, strict=True)) / train_images
+            assert weighted == pytest.approx(logged.value, rel=1e-5), (run.info.run_name, epoch)

@@ -29,8 +29,17 @@ def test_overrides_parse_by_field_type():
         ({"model.bottleneck": "vqq"}, "unknown model.bottleneck 'vqq'; valid: amvq, ffn"),
         ({"data.dataset": "imagenot"}, "unknown dataset 'imagenot'; valid: sample"),
         ({"trian.lr": 1}, "unknown config key 'trian.lr'; valid: model.bottleneck"),
+        ({"resources.cpus_per_worker": "0"}, "resources.cpus_per_worker must be > 0, got 0.0"),
+        ({"resources.workers": "0"}, "resources.workers must be >= 1, got 0"),
+        ({"train.log_every": "-5"}, "train.log_every must be >= 0, got -5"),
     ],
 )
 def test_bad_overrides_name_the_key_and_what_is_valid(override, message):
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig().with_overrides(override)
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(0.25, 1), (1, 1), (1.5, 1), (2, 2)])
+def test_fractional_cpus_pack_trials_but_a_worker_keeps_at_least_one_thread(cpus, threads):
+    cfg = ExperimentConfig().with_overrides({"resources.cpus_per_worker": str(cpus)})
+    assert cfg.resources.cpus_per_worker == cpus and cfg.resources.threads == threads

@@ -7,7 +7,8 @@ from data.config import DataConfig
 from data.masking import fixed_eval_grid
 from models.autoencoder import Autoencoder
 from models.config import ModelConfig
-from trainers.loop import epoch_seed
+from trainers.config import TrainConfig
+from trainers.loop import epoch_seed, step_points
 from trainers.steps import (
     NO_BAD_STEP,
     Diverged,
@@ -61,6 +62,20 @@ def test_an_unseeded_run_is_not_identical():
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     train_epoch(model, optimizer, data, DataConfig(resolution=16), 8, torch.Generator(), CPU)
     assert weights_hash(model) != weights_hash(seeded)
+
+
+def test_an_epoch_keeps_each_steps_mean_loss_for_the_loss_curve():
+    seed_everything(0)
+    model = Autoencoder(SMALL)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    sums = train_epoch(
+        model, optimizer, images(30), DataConfig(resolution=16), 8, torch.Generator(), CPU
+    )
+    assert len(sums.step_means) == 4  # batches of 8, 8, 8 and 6
+    weighted = sum(m * n for m, n in zip(sums.step_means, [8, 8, 8, 6], strict=True))
+    assert weighted == pytest.approx(sums.loss, rel=1e-5)
+    points = step_points(sums, epoch=2, cfg=TrainConfig(log_every=2))
+    assert points == [[10, sums.step_means[1]], [12, sums.step_means[3]]]  # global steps
 
 
 def test_training_lowers_the_loss():

@@ -1,0 +1,133 @@
+"""The outbox against real stores: a loopback port with nothing listening is the outage (a real
+connection refused), a SQLite store is the store coming back. No Ray."""
+
+import json
+import socket
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps.outbox import OUTBOX_FILE, REJECTED_FILE, Outbox
+from trainers import tracking
+
+KEY_TAGS = {"ovat.sweep_id": "s1", "ovat.trial_key": "vq/s0"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def outage(monkeypatch, tmp_path):
+    """Tracking URI on a closed loopback port; `restore()` switches to a real SQLite store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def restore() -> MlflowClient:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        return MlflowClient(uri)
+
+    return restore
+
+
+def queue_trial(outbox: Outbox, checkpoint: str = "") -> None:
+    """The writes one short trial makes: open, two epochs, per-step points, completion."""
+    tags = {**KEY_TAGS, "ovat.role": "trial"}
+    outbox.open_run(
+        KEY_TAGS, experiment="e", name="vq-s0", tags=tags, params={"train.lr": 0.1}, parent_id=""
+    )
+    for epoch in (1, 2):
+        outbox.write("tags", KEY_TAGS, tags={"placement.pid": str(100 + epoch)})
+        points = [["train_loss_step", 10 * epoch + s, 1.0 / (s + 1)] for s in range(3)]
+        outbox.write("points", KEY_TAGS, points=points, timestamp_ms=1000 * epoch)
+        outbox.write(
+            "metrics", KEY_TAGS, metrics={"val_loss": 0.5 / epoch}, step=epoch, timestamp_ms=1000
+        )
+    outbox.write("complete", KEY_TAGS, diverged="", checkpoint=checkpoint)
+
+
+def trial_run(client: MlflowClient):
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "tags.`ovat.trial_key` = 'vq/s0'")
+    assert len(runs) == 1, f"expected one run for the trial, found {len(runs)}"
+    return runs[0]
+
+
+def test_writes_wait_on_disk_during_an_outage_and_arrive_in_order_later(outage, tmp_path):
+    folder = tmp_path / "results" / "s1"
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "model.pt").write_bytes(b"weights")
+    outbox = Outbox(folder)
+    queue_trial(outbox, str(checkpoint))  # must not raise: the trials keep training
+
+    saved = (folder / OUTBOX_FILE).read_text().splitlines()
+    assert [json.loads(line)["op"] for line in saved] == ["open"] + [
+        "tags",
+        "points",
+        "metrics",
+    ] * 2 + ["complete"]
+    assert not outbox.flush(), "nothing can be delivered while the store is down"
+
+    client = outage()
+    Outbox(folder).drain(wait_s=0)  # a new driver (a resume) delivers what the last one left
+
+    assert not (folder / OUTBOX_FILE).exists()
+    run = trial_run(client)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"train.lr": "0.1"}
+    assert run.data.tags["placement.pid"] == "102"  # the later write wins: order kept
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, m.value, m.timestamp) for m in history] == [(1, 0.5, 1000), (2, 0.25, 1000)]
+    steps = client.get_metric_history(run.info.run_id, "train_loss_step")
+    assert sorted(m.step for m in steps) == [10, 11, 12, 20, 21, 22]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == [
+        "checkpoint/model.pt"
+    ]
+
+
+def test_redelivery_after_a_lost_response_duplicates_nothing(outage, tmp_path):
+    down = Outbox(tmp_path / "results" / "s1")
+    queue_trial(down)  # queued, not delivered: the store is down
+    client = outage()
+    outbox = Outbox(tmp_path / "results" / "s2")
+    for entry in down.pending + down.pending:  # every write delivered twice
+        outbox.deliver(entry)
+
+    run = trial_run(client)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+    assert len(client.get_metric_history(run.info.run_id, "train_loss_step")) == 6
+
+
+def test_a_refused_write_is_set_aside_and_the_rest_still_arrive(outage, tmp_path):
+    client = outage()
+    folder = tmp_path / "results" / "s1"
+    outbox = Outbox(folder)
+    outbox.open_run(
+        KEY_TAGS, experiment="e", name="vq-s0", tags=dict(KEY_TAGS), params={}, parent_id=""
+    )
+    outbox.write("metrics", KEY_TAGS, metrics={"../bad": 1.0}, step=1, timestamp_ms=1)
+    outbox.write("metrics", KEY_TAGS, metrics={"val_loss": 1.0}, step=1, timestamp_ms=1)
+
+    assert outbox.pending == []
+    rejected = [json.loads(line) for line in (folder / REJECTED_FILE).read_text().splitlines()]
+    assert [r["metrics"] for r in rejected] == [{"../bad": 1.0}]
+    assert "Invalid value" in rejected[0]["error"]
+    history = client.get_metric_history(trial_run(client).info.run_id, "val_loss")
+    assert [m.value for m in history] == [1.0]
+
+
+def test_drain_names_the_store_and_the_file_when_it_stays_down(outage, tmp_path):
+    outbox = Outbox(tmp_path / "results" / "s1")
+    queue_trial(outbox)
+    with pytest.raises(tracking.TrackingUnavailable, match=r"still unreachable.*outbox\.jsonl"):
+        outbox.drain(wait_s=0)
+
+
+def test_an_unknown_write_names_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="unknown outbox write 'metric'; valid: metrics, points"):
+        Outbox(tmp_path).write("metric", KEY_TAGS)

@@ -15,6 +15,7 @@ from data.config import DataConfig
 from data.registry import UnknownDataset, check_dataset
 from models.bottlenecks import BOTTLENECKS
 from models.config import ModelConfig
+from trainers.fastpath import PRECISIONS, SWITCHES
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,9 @@ class TrainConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms and cuDNN flags
     max_failures: int = 2  # worker-group restarts from the last checkpoint before a trial fails
     log_every: int = 10  # steps between points of the per-step loss curve (0: epochs only)
+    precision: str = "auto"  # bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on CPU
+    channels_last: str = "auto"  # on, off; auto: on for CUDA
+    compile: str = "auto"  # torch.compile the training step's model: on, off; auto: on for CUDA
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -41,6 +45,15 @@ class TrainConfig:
         for name in ("max_failures", "log_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        for name, valid in (
+            ("precision", PRECISIONS),
+            ("channels_last", SWITCHES),
+            ("compile", SWITCHES),
+        ):
+            if getattr(self, name) not in valid:
+                raise ValueError(
+                    f"train.{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}"
+                )
         if self.weight_decay < 0:
             raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
 

@@ -12,6 +12,7 @@ from data.registry import prepare
 from data.shards import read_split
 from models.autoencoder import Autoencoder
 from trainers.config import ExperimentConfig
+from trainers.fastpath import PLAIN, FastPath
 from trainers.paths import data_dir
 from trainers.steps import Sums, evaluate
 
@@ -42,6 +43,9 @@ class Evaluator:
         self.images, self.keep = as_tensor(images)[rank::world], keep[rank::world]
         self.cfg, self.reduce = cfg, reduce
 
-    def __call__(self, model: Autoencoder, device: torch.device) -> tuple[float, dict]:
-        sums, stats = evaluate(model, self.images, self.keep, self.cfg.data, EVAL_BATCH, device)
+    def __call__(
+        self, model: Autoencoder, device: torch.device, fast: FastPath = PLAIN
+    ) -> tuple[float, dict]:
+        data = self.cfg.data
+        sums, stats = evaluate(model, self.images, self.keep, data, EVAL_BATCH, device, fast)
         return self.reduce(sums).mean, stats

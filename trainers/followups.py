@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from models.autoencoder import Autoencoder
-from trainers import audit, checkpoints, tracking
+from trainers import audit, checkpoints, fastpath, tracking
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.evaluation import SPLITS, Evaluator, load_splits
 from trainers.finetune import parse_patterns, select_trainable
@@ -60,8 +60,10 @@ def score(model: Autoencoder, cfg: ExperimentConfig, splits: list[str]) -> dict[
     """Loss per split on the fixed eval masks, with the trial's thread count (bitwise equal)."""
     torch.set_num_threads(cfg.resources.threads)
     arrays, device = load_splits(cfg, splits), device_for(cfg)
-    model.to(device)
-    return {f"{s}_loss": Evaluator(arrays[s], cfg)(model, device)[0] for s in splits}
+    t = cfg.train
+    fast = fastpath.resolve(t.precision, t.channels_last, "off", device)  # as the trial evaluated
+    fastpath.prepare(model.to(device), fast)
+    return {f"{s}_loss": Evaluator(arrays[s], cfg)(model, device, fast)[0] for s in splits}
 
 
 def log_followup(

@@ -4,6 +4,7 @@ Every rank trains on its slice of the train split; eval sums are all-reduced bef
 reported, because Tune only hears rank 0. Only rank 0 writes checkpoints.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -20,14 +21,16 @@ import torch
 import torch.distributed as dist
 
 from models.autoencoder import Autoencoder, parameter_counts
-from trainers import audit, checkpoints
+from trainers import audit, checkpoints, fastpath
 from trainers.config import ExperimentConfig, TrainConfig
 from trainers.evaluation import Evaluator, as_tensor
+from trainers.flops import train_flops_per_image
 from trainers.steps import (
     STEP_METRICS,
     Diverged,
     DivergenceGuard,
     Sums,
+    resident,
     seed_everything,
     set_deterministic,
     train_epoch,
@@ -130,6 +133,7 @@ def report(
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
+    entered = time.time()
     cfg = ExperimentConfig.from_flat(loop_config["config"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -138,24 +142,40 @@ def train_loop_per_worker(loop_config: dict) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         set_deterministic(True)
     device = ray.train.torch.get_device()
+    t = cfg.train
+    fast = fastpath.resolve(t.precision, t.channels_last, t.compile, device)
     splits = ray.get(loop_config["data"])
-    train_images = as_tensor(splits["train"])[rank::world]
+    data_at = time.time()
+    train_images = resident(as_tensor(splits["train"])[rank::world], device)
+    flops_per_image = train_flops_per_image(cfg.model, cfg.data)
     reduce = functools.partial(all_reduce, device=device)
     val, test = (Evaluator(splits[n], cfg, rank, world, reduce) for n in ("val", "test"))
 
     model, optimizer = build(cfg, device)
     start, resumes = resume(model, optimizer)
     bare = model
-    model = ray.train.torch.prepare_model(model)
+    trained = fastpath.prepare(ray.train.torch.prepare_model(model), fast)
     counts = parameter_counts(bare)
     watch = audit.UpdateAudit(bare)
+    # Trial start to first training step, and its parts: the Train controller and worker group
+    # (processes, imports, process group), the data from the object store, the model (and, after
+    # a restart, the restore). Wall clocks: the trial and its workers may be on other nodes.
+    ready = time.time()
+    started_at = loop_config.get("started_at", entered)
+    startup = {
+        "startup_s": ready - started_at,
+        "startup.workers_s": entered - started_at,
+        "startup.data_s": data_at - entered,
+        "startup.model_s": ready - data_at,
+    }
+    report_s = 0.0
     for epoch in range(start, cfg.train.epochs):
         generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, rank))
         started = time.perf_counter()
         guard = DivergenceGuard(epoch + 1, agree=functools.partial(agree_min, device=device))
         try:
             train = train_epoch(
-                model,
+                trained,
                 optimizer,
                 train_images,
                 cfg.data,
@@ -163,28 +183,35 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 generator,
                 device,
                 guard,
+                fast,
             )
         except Diverged as error:
             # A result, not an exception: retrying a deterministic divergence would only
             # repeat it, and the sweep's callback ends the run FAILED with this reason.
             ray.train.report({"epoch": epoch + 1, "ovat.diverged": str(error)})
             return
-        val_loss, val_stats = val(model, device)
+        train_s = time.perf_counter() - started
+        val_loss, val_stats = val(bare, device, fast)  # not compiled: `make eval` repeats it
         metrics = {
             "epoch": epoch + 1,
             "train_loss": all_reduce(train, device).mean,
-            "train_images_per_s": len(train_images) / (time.perf_counter() - started),
+            "train_s": train_s,  # the training pass alone, no eval, report or checkpoint
+            "train_images_per_s": len(train_images) / train_s,
+            "achieved_tflops": flops_per_image * len(train_images) / train_s / 1e12,
+            "report_s": report_s,  # the previous epoch's report and checkpoint
             "val_loss": val_loss,
             "resumes": resumes,
             **{f"val_{k}": v for k, v in val_stats.items()},
         }
         if cfg.train.log_every:
             metrics[STEP_METRICS] = {"train_loss_step": step_points(train, epoch, cfg.train)}
-        if epoch == 0 or epoch == start:
+        if epoch == start:  # the first epoch of this worker group
             metrics |= placement(device, cfg.train.deterministic)
+            metrics |= startup | {"flops_per_image": flops_per_image}
+            metrics |= {f"ovat.fast.{k}": str(v) for k, v in dataclasses.asdict(fast).items()}
         extra = None
         if epoch + 1 == cfg.train.epochs:
-            test_loss, test_stats = test(model, device)
+            test_loss, test_stats = test(bare, device, fast)
             metrics |= {
                 "test_loss": test_loss,
                 **counts,
@@ -193,7 +220,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
             rows = watch.close()
             metrics |= audit_metrics(rows, bare)
             extra = audit_files(rows)
+        reporting = time.perf_counter()
         report(metrics, bare, optimizer, cfg, epoch + 1, rank, extra, resumes)
+        report_s = time.perf_counter() - reporting
 
 
 def step_points(train: Sums, epoch: int, cfg: TrainConfig) -> list[list[float]]:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from data.config import DataConfig
 from data.masking import apply_mask, patch_keep_grid
 from models.autoencoder import Autoencoder
+from trainers.fastpath import PLAIN, FastPath
 
 # The key of a result's per-step series, {"train_loss_step": [[global step, value], ...]}: the
 # sweep's callback logs each point at its own step, so MLflow draws the loss curve per step.
@@ -31,8 +32,18 @@ def set_deterministic(enabled: bool) -> None:
 
 
 def to_unit(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float in [0, 1] on device: conversion happens after the copy."""
+    """uint8 (B, 3, H, W) -> float in [0, 1] on device: conversion happens after the copy (none
+    when the data already lives on the device)."""
     return batch.to(device, non_blocking=True).float().div_(255)
+
+
+def resident(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The train split on the GPU as uint8 when it fits in half its free memory: batches are
+    then gathered, converted and masked there, with no host copy per step."""
+    if device.type != "cuda":
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.to(device) if images.nbytes <= free // 2 else images
 
 
 @dataclass
@@ -64,12 +75,14 @@ def train_step(
     cfg: DataConfig,
     generator: torch.Generator,
     device: torch.device,
+    fast: FastPath = PLAIN,
 ) -> torch.Tensor:
     """One update on a uint8 batch; returns the batch's summed per-image loss, on device."""
-    images = to_unit(batch, device)
+    images = fast.images(to_unit(batch, device))
     grid = cfg.resolution // cfg.patch_size
     keep = patch_keep_grid(len(images), grid, cfg.mask_ratio, generator).to(device)
-    per_image, aux_loss, _ = reconstruction_loss(model, images, keep, cfg.patch_size)
+    with fast.autocast_context(device):
+        per_image, aux_loss, _ = reconstruction_loss(model, images, keep, cfg.patch_size)
     optimizer.zero_grad(set_to_none=True)
     (per_image.mean() + aux_loss).backward()
     optimizer.step()
@@ -122,6 +135,7 @@ def train_epoch(
     generator: torch.Generator,
     device: torch.device,
     guard: DivergenceGuard | None = None,
+    fast: FastPath = PLAIN,
 ) -> Sums:
     """One shuffled pass; masks and order come from generator, so a seed repeats the epoch.
 
@@ -132,7 +146,7 @@ def train_epoch(
     losses, sizes = [], []
     for i in starts:
         batch = images[order[i : i + batch_size]]
-        losses.append(train_step(model, optimizer, batch, cfg, generator, device))
+        losses.append(train_step(model, optimizer, batch, cfg, generator, device, fast))
         sizes.append(len(batch))
         if guard is not None:
             guard.check(losses, last=i == starts[-1])
@@ -174,14 +188,16 @@ def evaluate(
     cfg: DataConfig,
     batch_size: int,
     device: torch.device,
+    fast: FastPath = PLAIN,
 ) -> tuple[Sums, dict[str, float]]:
     """Loss sums on fixed masks, and the bottleneck's stats averaged over batches."""
     model.eval()
     losses, stats_sums = [], {}
     for start in range(0, len(images), batch_size):
-        batch = to_unit(images[start : start + batch_size], device)
+        batch = fast.images(to_unit(images[start : start + batch_size], device))
         keep = keep_grid[start : start + batch_size].to(device)
-        per_image, _, stats = reconstruction_loss(model, batch, keep, cfg.patch_size)
+        with fast.autocast_context(device):
+            per_image, _, stats = reconstruction_loss(model, batch, keep, cfg.patch_size)
         losses.append(per_image.sum())
         for key, value in stats.items():
             stats_sums[key] = stats_sums.get(key, 0.0) + value

@@ -4,6 +4,8 @@ The trial function is only a driver: it asks for almost no resources itself, and
 TorchTrainer's workers hold the trial's real CPUs and GPUs.
 """
 
+import time
+
 import ray.train
 import ray.tune
 from ray.train.torch import TorchTrainer
@@ -50,11 +52,16 @@ def run_trial(
     trial = config["trial"]
     if trial["key"] in skip:
         return
+    started_at = time.time()  # the workers report their start-up from here (`startup_s`)
     cfg = ExperimentConfig.from_flat(trial["config"])
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": trial["config"], "data": data_refs[trial["data_key"]]},
+        train_loop_config={
+            "config": trial["config"],
+            "data": data_refs[trial["data_key"]],
+            "started_at": started_at,
+        },
         scaling_config=scaling_config(cfg.resources, trial.get("node", "")),
         run_config=ray.train.RunConfig(
             name=f"train-trial_id={trial_id}",  # no timestamp: restore finds it by name

@@ -25,9 +25,11 @@ SHOTS ?= 0
 REPEATS ?=
 DETERMINISTIC ?=
 PORT ?= 5000
+TRIALS ?= 50
+CPUS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup sweep rank probe eval transplant finetune list test test-unit lint format ui clean
+.PHONY: help setup sweep rank probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +66,15 @@ finetune: setup ## fine-tune RUN for STEPS with only TRAIN's parameters trainabl
 
 list: setup ## list ablations, bottlenecks and datasets
 	$(OVAT) list
+
+bench: setup ## every benchmark row in one run (~8 min): ratios against targets, to results/bench/
+	$(BIN)/python -m bench all
+
+bench-gpu: setup ## on a GPU machine: fp32 eager vs bf16+channels_last+compile, 1/2/4 packed trials (<5 min)
+	$(BIN)/python -m bench.gpu
+
+bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling overhead per trial (CPUS=0.5)
+	$(BIN)/python -m bench load --trials $(TRIALS) $(if $(CPUS),--cpus $(CPUS))
 
 test: setup ## lint, unit tests, then integration tests on one shared Ray instance
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ import math
 import pyarrow.parquet as pq
 import pytest
 
+from bench.scheduling import scheduling_rows, trial_times
 from sweeps.report import rebuild
 from tests.conftest import SWEEP_EPOCHS as EPOCHS
 from trainers.config import ExperimentConfig
@@ -89,3 +90,22 @@ def test_four_concurrent_trials_land_every_per_step_loss(pair_sweep):
             means = [by_step[first * per_epoch + i] for i in range(1, per_epoch + 1)]
             weighted = sum(m * n for m, n in zip(means, sizes, strict=True)) / train_images
             assert weighted == pytest.approx(logged.value, rel=1e-5), (run.info.run_name, epoch)
+
+
+def test_the_scheduling_bench_reads_a_real_sweeps_timeline(in_sweep_store):
+    report, _, _, _ = in_sweep_store
+    times = trial_times(report.sweep_id)
+    assert len(times) == 4
+    for trial in times:
+        assert 0 < trial.startup_s < trial.duration  # reported by the trial's first epoch
+    for run in [r for r in in_sweep_store[2] if r.data.tags.get("ovat.role") == "trial"]:
+        m = run.data.metrics
+        parts = m["startup.workers_s"] + m["startup.data_s"] + m["startup.model_s"]
+        assert (
+            parts == pytest.approx(m["startup_s"])
+            and min(m["startup.workers_s"], m["startup.data_s"], m["startup.model_s"]) >= 0
+        )
+        assert m["flops_per_image"] > 0 and m["achieved_tflops"] > 0
+    packing, gap, fixed = scheduling_rows(times, concurrency=4)
+    assert packing.value >= 0.999  # no schedule beats the ideal
+    assert 0 <= gap.value and 0 < fixed.value < 1

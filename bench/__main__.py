@@ -1,0 +1,57 @@
+"""`python -m bench <name> ...`: run one benchmark, print its rows, write results/bench/."""
+
+import argparse
+import os
+
+from bench import rows as output
+from bench.data_loading import data_rows
+from bench.scheduling import run_load
+from bench.training import training_rows
+from trainers.paths import results_dir
+
+
+def load(args: argparse.Namespace) -> list[output.Row]:
+    rows, counted = run_load(args.trials, args.cpus)
+    if counted != args.trials:
+        raise SystemExit(f"bench: the ranking counted {counted} of {args.trials} trials")
+    print(f"bench: all {counted} trials are in the ranking")
+    return rows
+
+
+def everything(args: argparse.Namespace) -> list[output.Row]:
+    """`make bench`: every row in one run (about 8 minutes here)."""
+    from sweeps.runner import ensure_ray
+
+    rows = data_rows(args.images)
+    ensure_ray()  # one Ray instance for the sweeps below
+    rows += training_rows()
+    packing, counted = run_load(args.trials, 1.0)
+    if counted != args.trials:
+        raise SystemExit(f"bench: the ranking counted {counted} of {args.trials} trials")
+    return rows + packing
+
+
+BENCHMARKS = {"load": load, "all": everything}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    sub = parser.add_subparsers(dest="name", required=True)
+    p = sub.add_parser("load", help="a sweep of many tiny trials: packing and per-trial overhead")
+    p.add_argument("--trials", type=int, default=50)
+    p.add_argument("--cpus", type=float, default=0.5, help="resources.cpus_per_worker")
+    p = sub.add_parser("all", help="every benchmark row in one run (make bench)")
+    p.add_argument("--trials", type=int, default=8, help="1-CPU trials for the packing rows")
+    p.add_argument("--images", type=int, default=3000, help="JPEGs for the data row")
+    args = parser.parse_args(argv)
+    store = results_dir() / "bench"
+    store.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")  # not the user's
+    rows = BENCHMARKS[args.name](args)
+    paths = output.write(rows, args.name)
+    print(output.markdown(rows))
+    print(f"bench: wrote {paths['json']} and {paths['markdown']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""`make bench-gpu`: the GPU fast path's figures in one prepared run of a few minutes.
+
+1. The reference model at 128 px, batch 256: fp32 eager against bf16 + channels_last +
+   torch.compile, in images/s and achieved TFLOP/s (FLOPs counted by torch) against the
+   device's bf16 dense peak (`--peak-tflops`, 989 for an H100/H200 SXM).
+2. 64 px from uint8 data resident on the GPU: the share of step time spent waiting for the batch.
+3. 1, 2 and 4 trials packed on one GPU (separate processes, as fractional-GPU trials are):
+   total images/s.
+
+The same code runs on CPU at a tiny size (`--smoke`), which is how the tests keep it working;
+its figures there mean nothing.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+from data.config import DataConfig
+from models.autoencoder import Autoencoder
+from models.config import ModelConfig
+from trainers.fastpath import PLAIN, FastPath, prepare, resolve
+from trainers.flops import train_flops_per_image
+from trainers.steps import resident, train_step
+
+
+def synthetic_images(n: int, resolution: int, device: torch.device) -> torch.Tensor:
+    """uint8 images, resident on the device: what a prepared split looks like there."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, resolution, resolution), generator=generator)
+    return resident(images.to(torch.uint8), device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(fast: FastPath, resolution: int, batch: int, seconds: float, device) -> dict:
+    """Steady-state images/s of real training steps (after a warm-up that includes compiling)
+    and the share of each step spent gathering its batch; losses read back once at the end."""
+    data = DataConfig(resolution=resolution)
+    model = prepare(Autoencoder(ModelConfig()).to(device), fast)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    images = synthetic_images(batch * 4, resolution, device)
+    generator = torch.Generator().manual_seed(0)
+    losses, waited, steps = [], 0.0, 0
+    for _ in range(3):  # warm-up: compilation, autotuning, allocator
+        order = torch.randperm(len(images), generator=generator)[:batch]
+        train_step(model, optimizer, images[order], data, generator, device, fast)
+    sync(device)
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        order = torch.randperm(len(images), generator=generator)[:batch]
+        gather = time.perf_counter()
+        batch_images = images[order]
+        waited += time.perf_counter() - gather
+        losses.append(train_step(model, optimizer, batch_images, data, generator, device, fast))
+        steps += 1
+    sync(device)
+    elapsed = time.perf_counter() - started
+    assert torch.isfinite(torch.stack(losses)).all()
+    rate = steps * batch / elapsed
+    flops = train_flops_per_image(ModelConfig(), data)
+    return {
+        "images_per_s": rate,
+        "tflops": flops * rate / 1e12,
+        "wait_share": waited / elapsed,
+        "steps": steps,
+    }
+
+
+def packed(k: int, args) -> float:
+    """Total images/s of k training processes sharing the device at once."""
+    command = [sys.executable, "-m", "bench.gpu", "--worker", "--seconds", str(args.seconds)]
+    command += ["--device", args.device] + (["--smoke"] if args.smoke else [])
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(k)]
+    outputs = [p.communicate()[0] for p in processes]
+    if any(p.returncode for p in processes):
+        raise SystemExit(f"bench-gpu: a packed worker failed: {outputs}")
+    return sum(json.loads(out.splitlines()[-1])["images_per_s"] for out in outputs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument("--packs", default="1,2,4", help="how many trials share the device")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CPU tests)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    big, small, batch = (16, 8, 4) if args.smoke else (128, 64, 256)
+    fast = resolve("bf16", "on", "off" if args.smoke else "on", device)
+    if args.worker:
+        print(json.dumps(measure(fast, small, batch, args.seconds, device)))
+        return
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"bench-gpu on {name}, torch {torch.__version__}")
+    plain = measure(PLAIN, big, batch, args.seconds, device)
+    quick = measure(fast, big, batch, args.seconds, device)
+    for label, figures in (("fp32 eager", plain), ("bf16+channels_last+compile", quick)):
+        print(
+            f"{big} px batch {batch} {label:>28}: {figures['images_per_s']:10.0f} images/s "
+            f"{figures['tflops']:7.1f} TFLOP/s ({figures['tflops'] / args.peak_tflops:.1%} of "
+            f"{args.peak_tflops:g} peak)"
+        )
+    print(f"speed-up of the fast path: {quick['images_per_s'] / plain['images_per_s']:.2f}x")
+    waiting = measure(fast, small, batch, args.seconds, device)
+    print(f"{small} px from resident uint8: batch wait {waiting['wait_share']:.2%} of step time")
+    single = None
+    for k in [int(n) for n in args.packs.split(",")]:
+        total = packed(k, args)
+        single = single or total
+        print(f"{k} packed trial(s): {total:10.0f} images/s in total ({total / single:.2f}x one)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from bench.rows import Row, markdown, write
+from bench.scheduling import TrialTimes, scheduling_rows
+
+
+def test_a_row_meets_its_target_in_its_own_direction():
+    assert Row("a", 0.96, 0.95, True, "x").meets
+    assert not Row("a", 0.94, 0.95, True, "x").meets
+    assert Row("b", 1.1, 1.2, False, "x").meets
+    assert not Row("b", 1.3, 1.2, False, "x").meets
+
+
+def test_rows_are_written_as_json_and_markdown(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVAT_RESULTS", str(tmp_path))
+    rows = [Row("packing", 1.3, 1.2, False, "ideal", {"makespan_s": 12.5})]
+    paths = write(rows, "load")
+    records = json.loads(paths["json"].read_text())
+    assert records == [
+        {
+            "name": "packing",
+            "value": 1.3,
+            "target": 1.2,
+            "higher_is_better": False,
+            "anchor": "ideal",
+            "detail": {"makespan_s": 12.5},
+            "meets": False,
+        }
+    ]
+    assert "| packing | 1.300 | <= 1.2 | **no** | ideal | makespan_s 12.5 |" in markdown(rows)
+    assert paths["markdown"].read_text() == markdown(rows)
+
+
+def test_perfect_packing_is_one_and_idle_slots_show_as_gap():
+    # two slots; four 10 s trials back to back, starting 2 s apart in the second slot
+    times = [
+        TrialTimes(0, 10, 4),
+        TrialTimes(10, 20, 4),
+        TrialTimes(2, 12, 4),
+        TrialTimes(12, 22, 4),
+    ]
+    packing, gap, fixed = scheduling_rows(times, concurrency=2)
+    assert packing.value == pytest.approx(22 / 20)
+    assert gap.value == pytest.approx((22 * 2 - 40) / 4 / 10)  # 1 idle slot-second per trial
+    assert fixed.value == pytest.approx(0.4)
+    assert packing.meets and not gap.meets

@@ -167,6 +167,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         "startup.workers_s": entered - started_at,
         "startup.data_s": data_at - entered,
         "startup.model_s": ready - data_at,
+        "startup.first_step_at": ready,  # unix s: against Tune's start of the trial (MLflow)
     }
     report_s = 0.0
     for epoch in range(start, cfg.train.epochs):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from bench.rows import Row, markdown, write
-from bench.scheduling import TrialTimes, scheduling_rows
+from bench.scheduling import TrialTimes, fixed_cost_row, scheduling_rows
 
 
 def test_a_row_meets_its_target_in_its_own_direction():
@@ -41,8 +41,17 @@ def test_perfect_packing_is_one_and_idle_slots_show_as_gap():
         TrialTimes(2, 12, 4),
         TrialTimes(12, 22, 4),
     ]
-    packing, gap, fixed = scheduling_rows(times, concurrency=2)
+    packing, gap = scheduling_rows(times, concurrency=2)
     assert packing.value == pytest.approx(22 / 20)
     assert gap.value == pytest.approx((22 * 2 - 40) / 4 / 10)  # 1 idle slot-second per trial
-    assert fixed.value == pytest.approx(0.4)
     assert packing.meets and not gap.meets
+
+
+def test_fixed_cost_counts_from_tunes_start_and_names_its_parts():
+    parts = {"startup.workers_s": 3.0, "startup.data_s": 1.0}
+    times = [TrialTimes(100, 120, 4, parts, first_step_at=106), TrialTimes(0, 20, 4, parts)]
+    row = fixed_cost_row(times, default_train_s=45)
+    assert row.detail["fixed_s"] == pytest.approx(5)  # 6 s stamped, 4 s where not stamped
+    assert row.detail["startup.launch_s"] == pytest.approx(1)
+    assert row.detail["startup.workers_s"] == 3.0
+    assert row.value == pytest.approx(5 / 50) and row.meets

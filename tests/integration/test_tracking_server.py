@@ -107,7 +107,7 @@ def test_a_tracking_outage_mid_sweep_loses_nothing(
     errors: list = []
     watcher = threading.Thread(target=outage_during_training, args=(server, results, errors))
     watcher.start()
-    raw = {"vary": {"model.bottleneck": ["vq", "identity"]}, "baseline": "vq"}
+    raw = {"vary": {"model.bottleneck": ["vq"]}, "baseline": "vq"}  # one trial: 3 processes
     report = run_sweep(ablations.parse("outage", raw, workspace / "outage.yaml"), TINY)
     watcher.join()
     assert not errors, errors
@@ -122,7 +122,7 @@ def test_a_tracking_outage_mid_sweep_loses_nothing(
     client = MlflowClient(server.uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     trials = client.search_runs(experiments, "tags.`ovat.role` = 'trial'")
-    assert sorted(r.data.tags["ovat.value"] for r in trials) == ["identity", "vq"]
+    assert [r.data.tags["ovat.value"] for r in trials] == ["vq"]
     for run in trials:
         assert run.info.status == "FINISHED", run.info.run_name
         for metric in ("train_loss", "val_loss"):
@@ -134,7 +134,7 @@ def test_a_tracking_outage_mid_sweep_loses_nothing(
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")]
         assert "checkpoint/model.pt" in artifacts
     stored = list((workspace / "artifacts").rglob("model.pt"))
-    assert len(stored) == 2, "checkpoints are in the server's artifact store"
+    assert len(stored) == 1, "the checkpoint is in the server's artifact store"
     parent = client.search_runs(experiments, "tags.`ovat.role` = 'sweep'")[0]
     assert parent.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {

@@ -14,6 +14,9 @@ RESUME ?=
 FIRST_SEED ?=
 EPOCHS ?=
 DATASET ?=
+ROOT ?=
+RES ?=
+PROTOCOL ?=
 SET ?=
 SWEEP ?= latest
 RUN ?=
@@ -29,11 +32,11 @@ TRIALS ?= 50
 CPUS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup sweep rank probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare sweep rank probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= DATASET= SET='key=value ...' SWEEP=$(SWEEP)"
+	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
 	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=3"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
@@ -44,10 +47,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, SET; RESUME=1)
+sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, ROOT, RES, SET; RESUME=1)
 	$(OVAT) sweep $(ABLATION) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 		$(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume $(RESUME)) \
-		$(if $(DATASET),--dataset $(DATASET)) $(foreach s,$(SET),--set $(s))
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
+		$(foreach s,$(SET),--set $(s))
+
+prepare: setup ## decode DATASET under ROOT once into Parquet shards at RES px, in parallel on Ray (PROTOCOL)
+	$(OVAT) prepare $(or $(DATASET),sample) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
+		$(if $(PROTOCOL),--protocol $(PROTOCOL))
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
 	$(OVAT) rank $(SWEEP)
@@ -56,7 +64,7 @@ probe: setup ## rerun trial RUN: REPEATS times its own seed, REPEATS other seeds
 	$(OVAT) probe "$(RUN)" $(if $(REPEATS),--repeats $(REPEATS)) $(if $(DETERMINISTIC),--deterministic)
 
 eval: setup ## evaluate RUN's checkpoint on SPLITS (DATASET= for another variant)
-	$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET))
+	$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)")
 
 transplant: setup ## put a fresh, untrained BOTTLENECK into RUN's trained model and evaluate
 	$(OVAT) transplant "$(RUN)" --bottleneck $(BOTTLENECK)

@@ -2,11 +2,15 @@
 
 from dataclasses import dataclass
 
+from data.splits import PROTOCOLS
+
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     dataset: str = "sample"  # a name in data.registry.DATASETS
     root: str = ""  # source folder for on-disk variants; unused by `sample`
+    protocol: str = ""  # holdout (train 80/20 train/val, val as test) or official; "": variant's
+    split_seed: int = 0  # seeds the holdout cut: a different seed is a different train/val
     resolution: int = 32  # training images are resolution x resolution
     mask_ratio: float = 0.5  # probability that a patch of the encoder input is zeroed
     mask_patch: int = 0  # patch side in px; 0 scales the group's 32 px at 256 px: resolution // 8
@@ -24,6 +28,11 @@ class DataConfig:
             raise ValueError(
                 f"data.resolution {self.resolution} is not a multiple of the mask patch "
                 f"{self.patch_size}"
+            )
+        if self.protocol and self.protocol not in PROTOCOLS:
+            raise ValueError(
+                f"data.protocol must be one of {', '.join(PROTOCOLS)} (or empty for the "
+                f"variant's default), got {self.protocol!r}"
             )
         if self.limit < 0:
             raise ValueError(f"data.limit must be >= 0, got {self.limit}")

@@ -1,17 +1,25 @@
-"""The data-set registry and the prepare-once cache in front of it."""
+"""The data-set registry and the prepare-once cache in front of it.
 
+Two kinds of variant: `sample`, built in memory from the installed packages' photos, and the
+on-disk layouts of `data.layouts` (ImageNet and friends), decoded once by `data.prepare`.
+"""
+
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from data import sample
 from data.config import DataConfig
+from data.layouts import LAYOUTS, scan
+from data.prepare import prepare_listing
 from data.shards import SplitArrays, read_manifest, write_prepared
 
 Builder = Callable[[DataConfig], tuple[dict[str, SplitArrays], dict]]
 
-DATASETS: dict[str, Builder] = {
+BUILT: dict[str, Builder] = {
     "sample": lambda cfg: sample.build(cfg.resolution),
 }
+DATASETS: tuple[str, ...] = (*BUILT, *LAYOUTS)
 SPLITS = ("train", "val", "test")
 
 
@@ -24,16 +32,55 @@ def check_dataset(name: str) -> None:
         raise UnknownDataset(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
 
 
+def protocol(cfg: DataConfig) -> str:
+    """The split protocol in force: the config's, else the variant's default."""
+    return cfg.protocol or (LAYOUTS[cfg.dataset].protocol if cfg.dataset in LAYOUTS else "")
+
+
+def source_settings(cfg: DataConfig) -> dict:
+    """Everything that decides a prepared folder's contents, besides the files themselves."""
+    return {
+        "dataset": cfg.dataset,
+        "resolution": cfg.resolution,
+        "root": str(Path(cfg.root).expanduser().resolve()),
+        "protocol": protocol(cfg),
+        "split_seed": cfg.split_seed,
+    }
+
+
 def prepared_folder(cfg: DataConfig, data_dir: Path) -> Path:
-    return Path(data_dir) / f"{cfg.dataset}-{cfg.resolution}px"
+    name = f"{cfg.dataset}-{cfg.resolution}px"
+    if cfg.dataset in LAYOUTS:  # one folder per source root and split protocol
+        key = repr(sorted(source_settings(cfg).items()))
+        name += "-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    return Path(data_dir) / name
+
+
+def is_prepared(cfg: DataConfig, data_dir: Path) -> bool:
+    """Whether `prepare` would reuse the shards (for a layout: lists the source files)."""
+    manifest = read_manifest(prepared_folder(cfg, data_dir))
+    if cfg.dataset not in LAYOUTS:
+        return manifest is not None
+    checksum = scan(cfg.dataset, cfg.root).checksum  # raises for a wrong layout
+    return manifest is not None and manifest.get("checksum") == checksum
 
 
 def prepare(cfg: DataConfig, data_dir: Path) -> Path:
-    """Prepare the variant once; later calls with the same settings reuse the shards."""
+    """Prepare the variant once; later calls with the same settings and files reuse the shards."""
     check_dataset(cfg.dataset)
     folder = prepared_folder(cfg, data_dir)
+    if cfg.dataset in LAYOUTS:
+        listing = scan(cfg.dataset, cfg.root)
+        manifest = read_manifest(folder)
+        if manifest is not None and manifest.get("checksum") == listing.checksum:
+            return folder
+        if manifest is not None:
+            print(f"ovat: the files under {listing.root} changed since {folder} was prepared; "
+                  "preparing again")  # fmt: skip
+        side = LAYOUTS[cfg.dataset].side
+        return prepare_listing(listing, folder, source_settings(cfg), side)
     if read_manifest(folder) is not None:
         return folder
-    splits, source = DATASETS[cfg.dataset](cfg)
+    splits, source = BUILT[cfg.dataset](cfg)
     manifest = {"dataset": cfg.dataset, "resolution": cfg.resolution, **source}
     return write_prepared(folder, splits, manifest)

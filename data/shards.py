@@ -26,6 +26,7 @@ class SplitArrays:
     images: np.ndarray
     class_ids: np.ndarray
     sources: list[str]
+    index: np.ndarray | None = None  # each row's position in its source split (default 0..N-1)
 
 
 def _table(split: SplitArrays, start: int, stop: int) -> pa.Table:
@@ -33,7 +34,11 @@ def _table(split: SplitArrays, start: int, stop: int) -> pa.Table:
     flat = split.images[start:stop].reshape(stop - start, h * w * c)
     return pa.table(
         {
-            "index": pa.array(np.arange(start, stop, dtype=np.int64)),
+            "index": pa.array(
+                np.arange(start, stop, dtype=np.int64)
+                if split.index is None
+                else split.index[start:stop].astype(np.int64)
+            ),
             "image": pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(h * w * c), stop - start, [None, pa.py_buffer(flat.tobytes())]
             ),
@@ -43,14 +48,18 @@ def _table(split: SplitArrays, start: int, stop: int) -> pa.Table:
     )
 
 
-def _write_split(folder: Path, name: str, split: SplitArrays) -> list[str]:
+def write_split(folder: Path, name: str, split: SplitArrays) -> list[str]:
+    """`name-00000.parquet`, ...: at most SHARD_BYTES of images each, each written to a
+    temporary name and renamed, so a shard that exists is complete."""
     n = len(split.images)
     per_image = max(1, split.images[0].nbytes if n else 1)
     rows = max(1, SHARD_BYTES // per_image)
     shards = []
     for shard, start in enumerate(range(0, max(n, 1), rows)):
         filename = f"{name}-{shard:05d}.parquet"
-        pq.write_table(_table(split, start, min(start + rows, n)), folder / filename)
+        partial = folder / f".{filename}.partial"
+        pq.write_table(_table(split, start, min(start + rows, n)), partial)
+        os.replace(partial, folder / filename)
         shards.append(filename)
     return shards
 
@@ -62,7 +71,7 @@ def write_prepared(folder: Path, splits: dict[str, SplitArrays], manifest: dict)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     entries = {
-        name: {"count": len(split.images), "shards": _write_split(staging, name, split)}
+        name: {"count": len(split.images), "shards": write_split(staging, name, split)}
         for name, split in splits.items()
     }
     full = {"format": FORMAT_VERSION, **manifest, "splits": entries}
@@ -98,3 +107,15 @@ def read_split(folder: Path, split: str, limit: int = 0) -> np.ndarray:
         offset=column.offset * res * res * 3,
     )
     return np.ascontiguousarray(data.reshape(count, res, res, 3).transpose(0, 3, 1, 2))
+
+
+def read_column(folder: Path, split: str, column: str) -> list:
+    """One metadata column of a prepared split (source, class_id, index), in row order."""
+    manifest = read_manifest(folder)
+    if manifest is None or split not in manifest["splits"]:
+        raise FileNotFoundError(f"no split {split!r} prepared in {folder}")
+    return [
+        value
+        for shard in manifest["splits"][split]["shards"]
+        for value in pq.read_table(folder / shard, columns=[column]).column(column).to_pylist()
+    ]

@@ -3,12 +3,16 @@
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from data.config import DataConfig
+from data.layouts import LAYOUTS, check_root
 from data.registry import DATASETS, UnknownDataset
+from data.shards import read_manifest
 from models.bottlenecks import BOTTLENECKS
 from sweeps import ablation as ablations
 from sweeps.errors import SweepInterrupted
-from trainers.config import ConfigError
+from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import StorageError, check_writable, data_dir, results_dir
 from trainers.tracking import TrackingUnavailable, check_reachable
 
@@ -23,11 +27,14 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def preflight() -> None:
-    """Everything a sweep will write to, checked before Ray starts or a trial runs."""
+def preflight(data: list[DataConfig] = ()) -> None:
+    """Everything a sweep reads from or writes to, checked before Ray starts or a trial runs."""
     check_reachable()
     check_writable(results_dir(), "results folder")
     check_writable(data_dir(), "data folder")
+    for cfg in data:
+        if cfg.dataset in LAYOUTS:
+            check_root(cfg.dataset, cfg.root)
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -53,9 +60,22 @@ def count(name: str, text: str | None, default: int, minimum: int) -> int:
     return value
 
 
+def absolute(path: str | None) -> str | None:
+    """Source roots go into the config absolute: the logged config must work from any folder."""
+    return str(Path(path).expanduser().resolve()) if path else path
+
+
+def data_shortcuts(args: argparse.Namespace) -> dict[str, str | None]:
+    return {
+        "data.dataset": args.dataset,
+        "data.root": absolute(args.root),
+        "data.resolution": args.resolution,
+    }
+
+
 def sweep_overrides(args: argparse.Namespace) -> dict[str, str]:
     overrides = parse_sets(args.set)
-    shortcuts = {"train.epochs": args.epochs, "data.dataset": args.dataset}
+    shortcuts = {"train.epochs": args.epochs, **data_shortcuts(args)}
     overrides |= {key: value for key, value in shortcuts.items() if value not in (None, "")}
     return overrides
 
@@ -75,7 +95,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     seeds = count("SEEDS", args.seeds, ablation.seeds, minimum=1)
     first_seed = count("FIRST_SEED", args.first_seed, 0, minimum=0)
     trials = ablations.expand(ablation, overrides, seeds, first_seed)  # all checked before Ray
-    preflight()
+    preflight([ExperimentConfig.from_flat(t.config).data for t in trials])
     print(
         f"ovat: {args.ablation}: {len(trials)} trials "
         f"({len(trials) // seeds} values x {seeds} seeds)",
@@ -93,7 +113,16 @@ def resume(name: str, args: argparse.Namespace) -> None:
     The sweep keeps the settings it started with (its plan.json), so none may be given."""
     given = [
         f
-        for f in ("seeds", "first_seed", "epochs", "dataset", "set", "repeats")
+        for f in (
+            "seeds",
+            "first_seed",
+            "epochs",
+            "dataset",
+            "root",
+            "resolution",
+            "set",
+            "repeats",
+        )
         if getattr(args, f)
     ]
     if given:
@@ -116,8 +145,8 @@ def sweep_probe(ablation: ablations.Ablation, overrides: dict, args: argparse.Na
     """`make sweep ABLATION=placement`: the probe of the file's base config (REPEATS, FIRST_SEED)."""
     repeats = count("REPEATS", args.repeats, int(ablation.probe.get("repeats", 3)), minimum=2)
     first_seed = count("FIRST_SEED", args.first_seed, -1, minimum=0)
-    ablations.base_config(ablation, overrides)  # overrides checked before Ray
-    preflight()
+    base = ablations.base_config(ablation, overrides)  # overrides checked before Ray
+    preflight([base.data])
     print(f"ovat: {args.ablation}: a placement probe, {repeats} repeats per group", flush=True)
     from sweeps.probe import probe_ablation
 
@@ -148,7 +177,8 @@ def show(kind: str, outcome: dict) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from trainers.followups import evaluate_run
 
-    show("eval", evaluate_run(args.run, args.dataset or "", args.splits))
+    data = {"data.dataset": args.dataset, "data.root": absolute(args.root)}
+    show("eval", evaluate_run(args.run, {k: v for k, v in data.items() if v}, args.splits))
 
 
 def cmd_transplant(args: argparse.Namespace) -> None:
@@ -175,10 +205,53 @@ def cmd_probe(args: argparse.Namespace) -> None:
     print(run_probe(args.run, repeats, args.deterministic, verbose=args.verbose))
 
 
+def cmd_prepare(args: argparse.Namespace) -> None:
+    """Decode a variant once into Parquet shards, in parallel on the Ray cluster."""
+    shortcuts = {**data_shortcuts(args), "data.protocol": args.protocol,
+                 "data.split_seed": args.split_seed}  # fmt: skip
+    cfg = ExperimentConfig().with_overrides({k: v for k, v in shortcuts.items() if v is not None})
+    check_writable(data_dir(), "data folder")
+    from data.registry import is_prepared, prepare
+
+    state = "up to date"
+    if not is_prepared(cfg.data, data_dir()):  # a wrong layout is reported before Ray starts
+        from sweeps.runner import ensure_ray
+
+        ensure_ray()
+        state = "prepared"
+    folder = prepare(cfg.data, data_dir())
+    manifest = read_manifest(folder)
+    splits = ", ".join(f"{s} {manifest['splits'][s]['count']:,}" for s in ("train", "val", "test"))
+    print(f"ovat: {state}: {folder} ({splits} images at {cfg.data.resolution} px)")
+    if manifest.get("protocol_detail"):
+        print(f"ovat: splits: {manifest['protocol_detail']}")
+    skipped = manifest.get("skipped", [])
+    for entry in skipped[:5]:
+        print(f"ovat: skipped {entry['path']}: {entry['reason']}")
+    if len(skipped) > 5:
+        print(
+            f"ovat: ... and {len(skipped) - 5} more skipped, listed in {folder / 'manifest.json'}"
+        )
+    root = f" ROOT={cfg.data.root}" if cfg.data.root else ""
+    print(
+        f"ovat: next: make sweep ABLATION=bottleneck DATASET={cfg.data.dataset}{root} "
+        f"RES={cfg.data.resolution}"
+    )
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     print("ablations: " + ", ".join(ablations.available()))
     print("bottlenecks: " + ", ".join(sorted(BOTTLENECKS)))
     print("datasets: " + ", ".join(sorted(DATASETS)))
+
+
+def add_data_options(command: argparse.ArgumentParser, required: bool = False) -> None:
+    command.add_argument(
+        *(["dataset"] if required else ["--dataset"]),
+        help=f"a data variant: {', '.join(DATASETS)}" + ("" if required else " (data.dataset)"),
+    )
+    command.add_argument("--root", help="the variant's source folder (data.root)")
+    command.add_argument("--resolution", help="training image side in px (data.resolution)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -195,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
         help="1: finish the newest unfinished sweep of this ablation; or a sweep id",
     )
     sweep.add_argument("--epochs", help="override train.epochs")
-    sweep.add_argument("--dataset", help="override data.dataset")
+    add_data_options(sweep)
     sweep.add_argument(
         "--set",
         action="append",
@@ -211,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="evaluate a run's checkpoint on val and test")
     evaluate.add_argument("run", help="run id or run name")
     evaluate.add_argument("--dataset", help="another prepared data variant (default: the run's)")
+    evaluate.add_argument("--root", help="that variant's source folder (data.root)")
     evaluate.add_argument("--splits", default="val,test", help="comma-separated splits")
     evaluate.set_defaults(func=cmd_eval)
     graft = sub.add_parser("transplant", help="swap in a fresh, untrained bottleneck and evaluate")
@@ -235,6 +309,11 @@ def parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--verbose", type=int, default=0, help="Ray Tune's own verbosity (0-3)")
     probe.set_defaults(func=cmd_probe)
+    prep = sub.add_parser("prepare", help="decode a data variant once into Parquet shards")
+    add_data_options(prep, required=True)
+    prep.add_argument("--protocol", help="holdout or official (default: the variant's)")
+    prep.add_argument("--split-seed", help="seed of the holdout cut (default 0)")
+    prep.set_defaults(func=cmd_prepare)
     listing = sub.add_parser("list", help="list ablations, bottlenecks and datasets")
     listing.set_defaults(func=cmd_list)
     return top

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data.config import DataConfig
+from data.layouts import LAYOUTS
 from data.registry import UnknownDataset, check_dataset
 from models.bottlenecks import BOTTLENECKS
 from models.config import ModelConfig
@@ -107,6 +108,11 @@ class ExperimentConfig:
             check_dataset(self.data.dataset)
         except UnknownDataset as error:
             raise ConfigError(f"data.dataset: {error}") from None
+        if self.data.dataset in LAYOUTS and not self.data.root:
+            raise ConfigError(
+                f"data.dataset {self.data.dataset} needs data.root (ROOT=<path>): a folder with "
+                f"{LAYOUTS[self.data.dataset].expects}"
+            )
 
     def to_flat(self) -> dict[str, Any]:
         """{'model.bottleneck': 'vq', 'train.lr': 0.0003, ...}: every field, dotted."""

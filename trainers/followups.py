@@ -99,10 +99,11 @@ def log_followup(
     return run_id
 
 
-def evaluate_run(ref: str, dataset: str = "", splits: str = "val,test") -> dict:
+def evaluate_run(ref: str, data: dict | None = None, splits: str = "val,test") -> dict:
+    """Score the run's checkpoint; `data` overrides (data.dataset, data.root) pick another set."""
     names = parse_splits(splits)
     source = load_source(ref)
-    cfg = source.cfg.with_overrides({"data.dataset": dataset}) if dataset else source.cfg
+    cfg = source.cfg.with_overrides(data) if data else source.cfg
     metrics = score(source.model, cfg, names)
     run_id = log_followup(source, "eval", cfg, metrics, {"eval.splits": splits})
     return {"run_id": run_id, "source": source, "metrics": metrics}

@@ -50,7 +50,9 @@ def test_prepared_shards_round_trip_and_are_reused(built, tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path):
-    with pytest.raises(UnknownDataset, match="valid: sample"):
+    with pytest.raises(
+        UnknownDataset, match="valid: imagefolder, imagenet, .*sample, tiny-imagenet"
+    ):
         prepare(DataConfig(dataset="imagenot"), tmp_path)
 
 

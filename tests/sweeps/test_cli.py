@@ -106,3 +106,48 @@ def test_unwritable_results_folder_is_named(workspace):
     result = ovat("sweep", "bottleneck", cwd=workspace, OVAT_RESULTS=str(results))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"results folder {results} is not writable: Not a directory" in result.stderr
+
+
+def ray_started() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prepare", "imagenet"], "data.dataset imagenet needs data.root (ROOT=<path>)"),
+        (["sweep", "bottleneck", "--dataset", "tiny-imagenet"], "tiny-imagenet needs data.root"),
+        (["prepare", "imagenet", "--root", "/no/such/imagenet"], "no folder /no/such/imagenet"),
+        (["sweep", "bottleneck", "--dataset", "imagenet", "--root", "/no/such"], "no folder /no"),
+        (["prepare", "imagefolder", "--root", "{tree}", "--protocol", "8020"], "data.protocol"),
+        (["prepare", "imagenet", "--root", "{tree}"], "does not have the imagenet layout"),
+        (["prepare", "imagenet32", "--root", "{tree}"], "no train_data_batch_<n> files"),
+    ],
+)
+def test_bad_data_sources_are_named_before_ray_starts(args, message, workspace, capsys):
+    from tests.data import trees
+
+    trees.imagefolder_tree(workspace / "tree", per_class=2)
+    assert main([a.format(tree=workspace / "tree") for a in args]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("ovat: error: ") and message in stderr
+    assert len(stderr.strip().splitlines()) == 1 and not ray_started()
+
+
+def test_a_prepared_variant_is_up_to_date_without_starting_ray(workspace, data_dir, capsys):
+    from data.config import DataConfig
+    from data.registry import prepare
+    from tests.data import trees
+
+    trees.imagefolder_tree(workspace / "tree", per_class=2)
+    prepare(DataConfig(dataset="imagefolder", root=str(workspace / "tree")), data_dir)
+    capsys.readouterr()
+    assert main(["prepare", "imagefolder", "--root", str(workspace / "tree")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "ovat: up to date: " in out and "(train 9, val 12, test 9 images at 32 px)"
+    )  # 3 x 2 + 3 quirks in out
+    assert "skipped train/cat/truncated.JPEG: OSError: image file is truncated" in out
+    assert f"DATASET=imagefolder ROOT={workspace / 'tree'} RES=32" in out
+    assert not ray_started()

@@ -1,0 +1,245 @@
+"""Preparing each on-disk variant (in-process; the Ray path is in tests/integration/test_prepare.py):
+counts, quirky files, the split protocols, reuse, resume after an interruption, and errors."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data import prepare as preparing
+from data.config import DataConfig
+from data.decode import fit
+from data.layouts import LayoutError
+from data.registry import prepare, prepared_folder
+from data.shards import read_column, read_manifest, read_split
+from tests.data import trees
+from tests.data.trees import BUILDERS
+
+
+def prepared(name: str, root, data_dir, res: int = 16, **settings):
+    cfg = DataConfig(dataset=name, root=str(root), resolution=res, **settings)
+    folder = prepare(cfg, data_dir)
+    return folder, read_manifest(folder)
+
+
+def counts(manifest: dict) -> dict[str, int]:
+    return {split: entry["count"] for split, entry in manifest["splits"].items()}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_every_variant_prepares_all_three_splits(tmp_path, name):
+    BUILDERS[name](tmp_path / "src")
+    folder, manifest = prepared(name, tmp_path / "src", tmp_path / "data")
+    for split, count in counts(manifest).items():
+        images = read_split(folder, split)
+        assert images.shape == (count, 3, 16, 16) and count > 0
+        assert len(read_column(folder, split, "source")) == count
+    assert manifest["source"] == str((tmp_path / "src").resolve())
+    assert manifest["protocol"] in ("holdout", "official")
+
+
+def test_official_protocol_counts_follow_the_tree(tmp_path):
+    trees.imagefolder_tree(tmp_path / "src", per_class=20)
+    _, manifest = prepared("imagefolder", tmp_path / "src", tmp_path / "data")
+    # 3 classes x 20 + 4 quirky files in train/cat, one of them truncated; 3 x 4 val; 3 x 3 test
+    assert counts(manifest) == {"train": 63, "val": 12, "test": 9}
+    assert manifest["source_images"] == 64 + 12 + 9
+
+
+def test_holdout_protocol_cuts_train_80_20_and_tests_on_official_val(tmp_path):
+    trees.imagenet_tree(tmp_path / "src", per_class=100)
+    folder, manifest = prepared("imagenet", tmp_path / "src", tmp_path / "data")
+    n = counts(manifest)
+    assert n["train"] + n["val"] == 3 * 100 + 4 - 1  # every usable train image, once
+    assert 0.14 < n["val"] / (n["train"] + n["val"]) < 0.26
+    assert n["test"] == 12  # the flat official val; the official test/ is not used
+    train, val = (set(read_column(folder, s, "source")) for s in ("train", "val"))
+    assert not train & val and all(s.startswith("train/") for s in train | val)
+    assert all(s.startswith("val/") for s in read_column(folder, "test", "source"))
+
+
+def test_holdout_cut_is_stable_across_preparations_and_changes_with_its_seed(tmp_path):
+    trees.imagenet_tree(tmp_path / "src")
+    first, _ = prepared("imagenet", tmp_path / "src", tmp_path / "a")
+    again, _ = prepared("imagenet", tmp_path / "src", tmp_path / "b")
+    other, _ = prepared("imagenet", tmp_path / "src", tmp_path / "c", split_seed=1)
+    assert read_column(first, "val", "source") == read_column(again, "val", "source")
+    assert read_column(first, "val", "source") != read_column(other, "val", "source")
+    assert np.array_equal(read_split(first, "train"), read_split(again, "train"))
+
+
+def test_official_protocol_without_test_holds_out_a_slice_of_train(tmp_path):
+    trees.imagefolder_tree(tmp_path / "src", per_class=40, test=False)
+    folder, manifest = prepared("imagefolder", tmp_path / "src", tmp_path / "data")
+    n = counts(manifest)
+    assert n["val"] == 12 and n["train"] + n["test"] == 3 * 40 + 3
+    assert 0 < n["test"] < 0.2 * (n["train"] + n["test"])
+    train, test = (set(read_column(folder, s, "source")) for s in ("train", "test"))
+    assert not train & test and all(s.startswith("train/") for s in test)
+    assert "held out as test" in manifest["protocol_detail"]
+
+
+def test_protocol_override_applies_holdout_to_an_imagefolder(tmp_path):
+    trees.imagefolder_tree(tmp_path / "src")
+    folder, manifest = prepared("imagefolder", tmp_path / "src", tmp_path / "d", protocol="holdout")
+    assert manifest["protocol"] == "holdout"
+    assert all(s.startswith("train/") for s in read_column(folder, "val", "source"))
+    assert counts(manifest)["test"] == 12  # official val
+
+
+def row_of(folder, name: str) -> np.ndarray:
+    sources = read_column(folder, "train", "source")
+    matches = [i for i, s in enumerate(sources) if s.endswith("/" + name)]
+    assert len(matches) == 1, (name, matches)
+    return read_split(folder, "train")[matches[0]].transpose(1, 2, 0).astype(int)
+
+
+def test_quirky_files_come_out_as_rgb_and_the_truncated_one_is_listed(tmp_path):
+    originals = trees.imagefolder_tree(tmp_path / "src")
+    folder, manifest = prepared("imagefolder", tmp_path / "src", tmp_path / "data", res=32)
+    expected = {
+        name: fit(Image.fromarray(pixels), 32).astype(int) for name, pixels in originals.items()
+    }
+    # a PNG named .JPEG is read by content, losslessly: exactly the resized original
+    assert np.array_equal(row_of(folder, "png-named.JPEG"), expected["png-named.JPEG"])
+    # CMYK: the colours survive the conversion (JPEG loss aside)
+    cmyk = row_of(folder, "cmyk.JPEG")
+    assert np.abs(cmyk - expected["cmyk.JPEG"]).mean() < 8
+    assert np.abs(cmyk - cmyk[..., :1]).mean() > 4  # still in colour
+    # grayscale: three equal channels, matching the original's luminance
+    gray = row_of(folder, "gray.JPEG")
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+    luminance = np.asarray(Image.fromarray(originals["gray.JPEG"]).convert("L"))
+    assert np.abs(gray[..., 0] - fit(Image.fromarray(luminance), 32)[..., 0]).mean() < 4
+    skipped = manifest["skipped"]
+    assert [s["path"] for s in skipped] == ["train/cat/truncated.JPEG"]
+    assert "truncated" in skipped[0]["reason"]
+    assert "train/cat/notes.txt" not in read_column(folder, "train", "source")
+
+
+def test_resize_is_torchvision_resize_then_centre_crop(tmp_path):
+    from torchvision import transforms
+
+    photo = trees.tiles(2, side=96)[0]  # 96 x 72: not square, so the crop matters
+    assert photo.shape[:2] == (72, 96)
+    reference = transforms.Compose([transforms.Resize(24), transforms.CenterCrop(24)])
+    image = Image.fromarray(photo)
+    assert np.array_equal(fit(image.copy(), 24), np.asarray(reference(image)))
+
+
+def test_second_prepare_reuses_the_shards_and_a_changed_tree_prepares_again(tmp_path):
+    trees.imagefolder_tree(tmp_path / "src")
+    folder, manifest = prepared("imagefolder", tmp_path / "src", tmp_path / "data")
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    again, _ = prepared("imagefolder", tmp_path / "src", tmp_path / "data")
+    assert again == folder
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    trees.save(tmp_path / "src" / "val" / "dog" / "extra.jpg", trees.tiles(1)[0])
+    _, changed = prepared("imagefolder", tmp_path / "src", tmp_path / "data")
+    assert counts(changed)["val"] == counts(manifest)["val"] + 1
+
+
+def test_prepared_folders_differ_by_root_and_protocol(tmp_path):
+    cfg = DataConfig(dataset="imagenet", root=str(tmp_path / "a"), resolution=16)
+    folders = {
+        prepared_folder(cfg, tmp_path),
+        prepared_folder(
+            DataConfig(dataset="imagenet", root=str(tmp_path / "b"), resolution=16), tmp_path
+        ),
+        prepared_folder(
+            DataConfig(
+                dataset="imagenet", root=str(tmp_path / "a"), resolution=16, protocol="official"
+            ),
+            tmp_path,
+        ),
+    }
+    assert len(folders) == 3
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(monkeypatch, parts: int):
+    real, written = preparing.write_part, []
+
+    def write_part(*args):
+        if len(written) == parts:
+            raise Interrupted
+        real(*args)
+        written.append(args[1].name)
+
+    monkeypatch.setattr(preparing, "write_part", write_part)
+    return written
+
+
+def test_an_interrupted_preparation_publishes_nothing_and_resumes(tmp_path, monkeypatch, capsys):
+    trees.imagefolder_tree(tmp_path / "src")
+    cfg = DataConfig(dataset="imagefolder", root=str(tmp_path / "src"), resolution=16)
+    with monkeypatch.context() as patch:
+        written = interrupt_after(patch, 1)
+        with pytest.raises(Interrupted):
+            prepare(cfg, tmp_path / "data")
+    folder = prepared_folder(cfg, tmp_path / "data")
+    assert not folder.exists()  # no manifest claims shards that are not there
+    staging = folder.with_name(f".{folder.name}.partial")
+    assert sorted(p.name for p in staging.glob("part-*.json")) == [f"part-{written[0]}.json"]
+    capsys.readouterr()
+    resumed = prepare(cfg, tmp_path / "data")
+    assert "resuming: 1 of 3 parts already written" in capsys.readouterr().err
+    clean, _ = prepared("imagefolder", tmp_path / "src", tmp_path / "clean")
+    for split in ("train", "val", "test"):
+        assert np.array_equal(read_split(resumed, split), read_split(clean, split))
+    assert not staging.exists()
+
+
+def test_a_partial_preparation_of_other_files_is_discarded(tmp_path, monkeypatch, capsys):
+    trees.imagefolder_tree(tmp_path / "src")
+    cfg = DataConfig(dataset="imagefolder", root=str(tmp_path / "src"), resolution=16)
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 2)
+        with pytest.raises(Interrupted):
+            prepare(cfg, tmp_path / "data")
+    trees.save(tmp_path / "src" / "train" / "dog" / "extra.jpg", trees.tiles(1)[0])
+    capsys.readouterr()
+    folder = prepare(cfg, tmp_path / "data")
+    assert "resuming" not in capsys.readouterr().err
+    assert "train/dog/extra.jpg" in read_column(folder, "train", "source")
+
+
+def test_downsampled_rows_are_the_batch_pixels_in_rgb_order(tmp_path):
+    trees.downsampled_tree(tmp_path / "src", 32, npz=False)
+    folder, _ = prepared("imagenet32", tmp_path / "src", tmp_path / "data", res=32)
+    photos = [np.asarray(Image.fromarray(t).resize((32, 32))) for t in trees.tiles(30)]
+    sources = read_column(folder, "train", "source")
+    images = read_split(folder, "train")
+    for source, image in zip(sources[:5], images[:5], strict=True):
+        row = int(source.split("#")[1])
+        assert np.array_equal(image.transpose(1, 2, 0), photos[row])
+    labels = read_column(folder, "test", "class_id")
+    assert min(labels) >= 0  # 1-based in the files, 0-based in the shards
+
+
+def test_downsampled_resolution_is_resized_from_the_native_side(tmp_path):
+    trees.downsampled_tree(tmp_path / "src", 64, npz=True)
+    folder, _ = prepared("imagenet64", tmp_path / "src", tmp_path / "data", res=32)
+    assert read_split(folder, "val").shape[1:] == (3, 32, 32)
+
+
+def test_downsampled_data_of_the_other_size_names_the_right_variant(tmp_path):
+    trees.downsampled_tree(tmp_path / "src", 64, npz=False)
+    with pytest.raises(LayoutError, match="64x64 images, not 32x32: DATASET=imagenet64"):
+        prepared("imagenet32", tmp_path / "src", tmp_path / "data")
+
+
+def test_a_split_with_no_readable_image_is_an_error_not_an_empty_split(tmp_path):
+    trees.imagefolder_tree(tmp_path / "src", test=False)
+    for path in (tmp_path / "src" / "val").rglob("*.jpg"):
+        path.write_bytes(b"not a jpeg")
+    # 12 unreadable val files and the truncated train file
+    with pytest.raises(LayoutError, match="no usable images for split val .*13 skipped"):
+        prepared("imagefolder", tmp_path / "src", tmp_path / "data")
+
+
+def test_protocol_must_be_known():
+    with pytest.raises(ValueError, match="data.protocol must be one of holdout, official.*'80/20'"):
+        DataConfig(protocol="80/20")

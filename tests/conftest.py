@@ -78,3 +78,22 @@ def in_sweep_store(pair_sweep, monkeypatch):
     monkeypatch.setenv("OVAT_RESULTS", str(folder / "results"))
     monkeypatch.chdir(folder)
     return pair_sweep
+
+
+@pytest.fixture(scope="session")
+def prepared_tree(ray_session, data_dir, tmp_path_factory):
+    """An `imagefolder` tree of real JPEGs (with the quirky files), prepared by `ovat prepare`
+    in this process, where the shared Ray instance is up: its decode runs as Ray tasks."""
+    import contextlib
+    import io
+
+    from sweeps.cli import main
+    from tests.data import trees
+
+    root = tmp_path_factory.mktemp("imagefolder")
+    trees.imagefolder_tree(root, per_class=30)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["prepare", "imagefolder", "--root", str(root)])
+    assert code == 0, out.getvalue() + err.getvalue()
+    return root, out.getvalue(), err.getvalue()

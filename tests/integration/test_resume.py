@@ -1,6 +1,9 @@
 """The sweep driver killed with SIGKILL mid-sweep, then `sweep --resume 1`: only the missing
 trial runs, and MLflow holds exactly one finished run per trial.
 
+The sweep trains on an `imagefolder` tree of real JPEGs prepared by `ovat prepare` (the
+`prepared_tree` fixture): `make sweep DATASET=imagefolder ROOT=...` reuses those shards.
+
 Both drivers are real `ovat sweep` processes attached to the shared Ray instance (RAY_ADDRESS);
 `resources.cpus_per_worker: 2` makes the two trials run one after the other on 2 CPUs, so the
 kill lands after the first trial finished and while the second trains.
@@ -16,8 +19,12 @@ import mlflow
 import pytest
 import yaml
 
+from data.config import DataConfig
+from data.registry import prepared_folder
+from data.shards import MANIFEST
 from sweeps.report import rebuild
 from tests.conftest import ROOT
+from trainers.paths import data_dir
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +57,10 @@ def wait_for(condition, timeout: float, what: str, process=None):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace):
+def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace, prepared_tree):
+    root = prepared_tree[0]
+    folder = prepared_folder(DataConfig(dataset="imagefolder", root=str(root)), data_dir())
+    prepared_at = (folder / MANIFEST).stat().st_mtime_ns
     path = workspace / "resumable.yaml"
     path.write_text(yaml.safe_dump(ABLATION))
     env = {
@@ -58,7 +68,8 @@ def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace):
         "PYTHONPATH": str(ROOT),
         "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
     }
-    command = [sys.executable, "-m", "sweeps.cli", "sweep", str(path)]
+    command = [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--dataset", "imagefolder"]
+    command += ["--root", str(root)]
     client = mlflow.tracking.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     with open(workspace / "first.log", "w") as log:
         first = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=log)
@@ -83,7 +94,7 @@ def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace):
     assert done.data.tags["ovat.value"] != interrupted.data.tags["ovat.value"]
 
     resumed = subprocess.run(
-        [*command, "--resume", "1"],
+        [*command[:5], "--resume", "1"],
         cwd=workspace,
         env=env,
         capture_output=True,
@@ -97,6 +108,10 @@ def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace):
     runs = trial_runs(client)
     assert sorted(r.data.tags["ovat.trial_key"] for r in runs) == ["identity/s0", "vq/s0"]
     assert all(r.info.status == "FINISHED" and "test_loss" in r.data.metrics for r in runs)
+    assert {(r.data.params["data.dataset"], r.data.params["data.root"]) for r in runs} == {
+        ("imagefolder", str(root))
+    }
+    assert (folder / MANIFEST).stat().st_mtime_ns == prepared_at  # the shards were reused
     again = client.get_run(done.info.run_id)
     assert again.info.end_time == done.info.end_time  # the finished trial was not rerun
     assert {r.info.run_id for r in runs} == {done.info.run_id, interrupted.info.run_id}

@@ -2,9 +2,11 @@
 
 import argparse
 import os
+import tempfile
+from pathlib import Path
 
 from bench import rows as output
-from bench.data_loading import data_rows
+from bench.data_loading import PrepareBench, data_rows, prepare_row
 from bench.scheduling import run_load
 from bench.training import training_rows
 from trainers.paths import results_dir
@@ -20,10 +22,16 @@ def load(args: argparse.Namespace) -> list[output.Row]:
 
 def everything(args: argparse.Namespace) -> list[output.Row]:
     """`make bench`: every row in one run (about 8 minutes here)."""
+    import ray
+
     from sweeps.runner import ensure_ray
 
     rows = data_rows(args.images)
-    ensure_ray()  # one Ray instance for the sweeps below
+    with tempfile.TemporaryDirectory() as tmp:
+        decoding = PrepareBench(Path(tmp), args.images // 3)
+        alone, _ = decoding.images_per_s("in-process")  # before Ray is up
+        ensure_ray()  # one Ray instance for the preparation and the sweeps below
+        rows.append(prepare_row(decoding, alone, ray.cluster_resources()["CPU"]))
     rows += training_rows()
     packing, counted = run_load(args.trials, 1.0)
     if counted != args.trials:

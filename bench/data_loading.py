@@ -1,9 +1,10 @@
 """The data path against the usual one: prepared uint8 shards held in memory against torchvision
 `ImageFolder` + PIL decode + resize over JPEG files, on the same images at the same resolution
-and batch size; and how long a training step waits for its batch.
+and batch size; and how fast `make prepare` decodes, in one process and as Ray tasks.
 
 The JPEGs are real: 96 px tiles cut from the sample photos (the installed packages' images),
-written once to a temporary folder, so the decode path does what it does on ImageNet.
+written once to a temporary folder, so the decode path does what it does on ImageNet. The
+shards are made from those files by the real `imagefolder` preparation.
 """
 
 import tempfile
@@ -16,7 +17,9 @@ from PIL import Image
 
 from bench.rows import Row
 from data import sample
-from data.shards import SplitArrays, read_split, write_prepared
+from data.config import DataConfig
+from data.registry import prepare
+from data.shards import read_manifest, read_split
 from trainers.steps import to_unit
 
 SOURCE_PX = 96  # JPEG side: larger than the training resolution, as a real data set's are
@@ -26,6 +29,7 @@ BATCH = 64
 
 def write_jpegs(folder: Path, count: int) -> list[np.ndarray]:
     """`count` JPEG tiles in ImageFolder layout (one class folder per photo); their pixels."""
+    folder.mkdir(parents=True, exist_ok=True)
     tiles = []
     for path in sample.photo_paths():
         photo_tiles, _ = sample.tiles(path, SOURCE_PX)
@@ -69,25 +73,21 @@ def shard_images_per_s(folder: Path) -> tuple[float, int]:
     return seen / (time.perf_counter() - started), seen
 
 
-def resized(tiles: list[np.ndarray]) -> np.ndarray:
-    """The same tiles resized as ImageFolder's transform does, prepared once (shorter side,
-    centre crop: square tiles need no crop)."""
-    return np.stack(
-        [
-            np.asarray(Image.fromarray(t).resize((RESOLUTION, RESOLUTION), Image.BILINEAR))
-            for t in tiles
-        ]
-    )
+def prepared_shards(root: Path, count: int) -> Path:
+    """`root/train` holds the benchmark's JPEGs; a few val and test files complete the tree,
+    which `make prepare DATASET=imagefolder` then turns into shards at RESOLUTION."""
+    write_jpegs(root / "val", 8)
+    write_jpegs(root / "test", 8)
+    cfg = DataConfig(dataset="imagefolder", root=str(root), resolution=RESOLUTION)
+    return prepare(cfg, root.parent / "prepared")
 
 
 def data_rows(count: int = 3000) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
-        jpegs, shards = Path(tmp) / "jpeg", Path(tmp) / "shards"
-        jpegs.mkdir()
-        tiles = write_jpegs(jpegs, count)
-        arrays = SplitArrays(resized(tiles), np.zeros(count, dtype=np.int64), [""] * count)
-        write_prepared(shards, {"train": arrays}, {"dataset": "bench", "resolution": RESOLUTION})
-        folder_rate, folder_seen = imagefolder_images_per_s(jpegs)
+        jpegs = Path(tmp) / "jpeg"
+        write_jpegs(jpegs / "train", count)
+        shards = prepared_shards(jpegs, count)
+        folder_rate, folder_seen = imagefolder_images_per_s(jpegs / "train")
         shard_rate, shard_seen = shard_images_per_s(shards)
     assert folder_seen == shard_seen == count, (folder_seen, shard_seen)
     return [
@@ -101,3 +101,55 @@ def data_rows(count: int = 3000) -> list[Row]:
             {"shard_images_per_s": shard_rate, "imagefolder_images_per_s": folder_rate},
         )
     ]
+
+
+PREPARE_PX = 64  # ImageNet 64x64, the resolution the README's memory figures use
+PHOTO_LONG_SIDE = 500  # ImageNet's photos are about 500 x 375
+
+
+class PrepareBench:
+    """`make prepare` on ImageNet-sized JPEGs (the sample photos, longer side 500 px), timed
+    once in this process and once as Ray tasks on the same files."""
+
+    def __init__(self, folder: Path, count: int):
+        self.folder, self.count = folder, count
+        photos = []
+        for path in sample.photo_paths():
+            photo = Image.open(path).convert("RGB")
+            photo.thumbnail((PHOTO_LONG_SIDE, PHOTO_LONG_SIDE), Image.Resampling.LANCZOS)
+            photos.append((path.stem, photo))
+        for split, n in (("train", count), ("val", 8), ("test", 8)):
+            for i in range(n):
+                stem, photo = photos[i % len(photos)]
+                (folder / "src" / split / stem).mkdir(parents=True, exist_ok=True)
+                photo.save(folder / "src" / split / stem / f"{i:05d}.JPEG", quality=90)
+
+    def images_per_s(self, run: str, px: int = PREPARE_PX) -> tuple[float, str]:
+        cfg = DataConfig(dataset="imagefolder", root=str(self.folder / "src"), resolution=px)
+        manifest = read_manifest(prepare(cfg, self.folder / run))
+        assert manifest["splits"]["train"]["count"] == self.count, manifest["splits"]
+        decode = manifest["decode"]
+        return manifest["source_images"] / decode["seconds"], decode["engine"]
+
+
+def prepare_row(bench: PrepareBench, alone: float, cpus: float) -> Row:
+    """Run after Ray is up: the same preparation as Ray tasks, against `alone` (in-process).
+    A first pass at 32 px starts Ray's worker processes (~2 s each here), a one-off cost that
+    ImageNet's hours of decoding amortise and a few seconds of benchmark would not."""
+    bench.images_per_s("warm-up", px=32)
+    on_ray, engine = bench.images_per_s("ray")
+    assert engine == "ray", engine
+    per_core = on_ray / cpus
+    return Row(
+        "prepare: Ray tasks / one process",
+        on_ray / alone,
+        0.75 * cpus,
+        True,
+        f"{bench.count} ImageNet-sized JPEGs (longer side {PHOTO_LONG_SIDE} px) to "
+        f"{PREPARE_PX} px, {cpus:g} CPUs; target 75% of linear",
+        {
+            "ray_images_per_s": on_ray,
+            "one_process_images_per_s": alone,
+            "imagenet_train_minutes_on_16_cores": 1_281_167 / (per_core * 16) / 60,
+        },
+    )

@@ -3,7 +3,7 @@ themselves are not asserted beyond being measurements (positive, shares within 0
 
 import pytest
 
-from bench.data_loading import data_rows
+from bench.data_loading import PrepareBench, data_rows
 from bench.training import bare_images_per_s, batch_wait_share, steady
 
 TINY = {"train.epochs": 2, "data.limit": 64, "train.batch_size": 32, "model.bottleneck": "vq"}
@@ -12,6 +12,12 @@ TINY = {"train.epochs": 2, "data.limit": 64, "train.batch_size": 32, "model.bott
 def test_data_row_decodes_every_jpeg_and_reads_every_shard_row(workspace):
     (row,) = data_rows(count=60)  # it asserts both paths saw all 60 images
     assert row.value > 0 and row.detail["imagefolder_images_per_s"] > 0
+
+
+def test_prepare_bench_decodes_every_photo_in_process(tmp_path):
+    bench = PrepareBench(tmp_path, count=30)
+    rate, engine = bench.images_per_s("in-process")  # it asserts all 30 train images arrived
+    assert engine == "in-process" and rate > 0
 
 
 @pytest.mark.parametrize("deterministic", [False, True])

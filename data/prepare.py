@@ -62,17 +62,18 @@ def plan_parts(listing: Listing, res: int, splitter: Splitter, side: int) -> lis
     for official, split in listing.splits.items():
         n = len(split.paths)
         for k, first in enumerate(range(0, n, per_part)):
+            end = min(first + per_part, n)
             chunks = tuple(
                 {
                     "root": root,
-                    "paths": list(split.paths[s : s + CHUNK_FILES]),
-                    "class_ids": list(split.class_ids[s : s + CHUNK_FILES]),
+                    "paths": list(split.paths[s : min(s + CHUNK_FILES, end)]),
+                    "class_ids": list(split.class_ids[s : min(s + CHUNK_FILES, end)]),
                     "first_index": s,
                     "official": official,
                     "res": res,
                     "splitter": splitter,
                 }
-                for s in range(first, min(first + per_part, n), CHUNK_FILES)
+                for s in range(first, end, CHUNK_FILES)
             )
             parts.append(Part(f"{official}-{k:05d}", "files", chunks))
     return parts
@@ -240,6 +241,9 @@ def prepare_listing(listing: Listing, folder: Path, settings: dict, side: int = 
                 del pending[i]
         seconds = progress.finish()
         splits, skipped, seen = assemble(staging, parts)
+        listed = sum(len(split.paths) for split in listing.splits.values())
+        if listing.decoder == "files" and seen != listed:  # each file in exactly one task
+            raise RuntimeError(f"prepared {seen} source images of {listed} listed in {staging}")
         empty = [s for s in ("train", "val", "test") if not splits[s]["count"]]
         if empty:
             raise LayoutError(

@@ -89,24 +89,38 @@ def read_manifest(folder: Path) -> dict | None:
 
 
 def read_split(folder: Path, split: str, limit: int = 0) -> np.ndarray:
-    """The split's images as one (N, 3, H, W) uint8 array, channels first for torch."""
+    """The split's images as one (N, 3, H, W) uint8 array, channels first for torch.
+
+    Each shard's Arrow buffer is viewed without a copy and written once, transposed, into the
+    preallocated result: peak memory is the result plus one shard (ImageNet at 64 px: 15.7 GB
+    plus ~256 MiB), not two or three copies of the split.
+    """
     manifest = read_manifest(folder)
     if manifest is None or split not in manifest["splits"]:
         valid = sorted(manifest["splits"]) if manifest else []
         raise FileNotFoundError(f"no split {split!r} prepared in {folder}; prepared: {valid}")
-    res = manifest["resolution"]
-    tables = [
-        pq.read_table(folder / s, columns=["image"]) for s in manifest["splits"][split]["shards"]
-    ]
-    column = pa.concat_tables(tables).column("image").combine_chunks()
-    count = min(len(column), limit) if limit else len(column)
-    data = np.frombuffer(
-        column.buffers()[1],
-        dtype=np.uint8,
-        count=count * res * res * 3,
-        offset=column.offset * res * res * 3,
-    )
-    return np.ascontiguousarray(data.reshape(count, res, res, 3).transpose(0, 3, 1, 2))
+    res, entry = manifest["resolution"], manifest["splits"][split]
+    total = min(entry["count"], limit) if limit else entry["count"]
+    out, filled = np.empty((total, 3, res, res), dtype=np.uint8), 0
+    for shard in entry["shards"]:
+        column = pq.read_table(folder / shard, columns=["image"]).column("image")
+        for chunk in column.chunks:
+            rows = min(len(chunk), total - filled)
+            if rows <= 0:
+                break
+            pixels = np.frombuffer(
+                chunk.buffers()[1],
+                dtype=np.uint8,
+                count=rows * res * res * 3,
+                offset=chunk.offset * res * res * 3,
+            )
+            out[filled : filled + rows] = pixels.reshape(rows, res, res, 3).transpose(0, 3, 1, 2)
+            filled += rows
+        if filled == total:
+            break
+    if filled != total:
+        raise FileNotFoundError(f"{folder}: split {split} has {filled} images, manifest {total}")
+    return out
 
 
 def read_column(folder: Path, split: str, column: str) -> list:

@@ -243,3 +243,19 @@ def test_a_split_with_no_readable_image_is_an_error_not_an_empty_split(tmp_path)
 def test_protocol_must_be_known():
     with pytest.raises(ValueError, match="data.protocol must be one of holdout, official.*'80/20'"):
         DataConfig(protocol="80/20")
+
+
+def test_many_parts_chunks_and_shards_give_the_same_split_as_one(tmp_path, monkeypatch):
+    trees.imagefolder_tree(tmp_path / "src", per_class=20)
+    whole, _ = prepared("imagefolder", tmp_path / "src", tmp_path / "whole")
+    image_bytes = 16 * 16 * 3
+    monkeypatch.setattr(preparing, "CHUNK_FILES", 8)  # tasks of 8 files
+    monkeypatch.setattr(preparing, "SHARD_BYTES", 20 * image_bytes)  # parts of 20 files
+    monkeypatch.setattr("data.shards.SHARD_BYTES", 6 * image_bytes)  # shards of 6 images
+    split_up, manifest = prepared("imagefolder", tmp_path / "src", tmp_path / "split")
+    assert manifest["decode"]["parts"] == 4 + 1 + 1  # 64 train files in parts of 20
+    assert len(manifest["splits"]["train"]["shards"]) > 10
+    for split in ("train", "val", "test"):
+        assert np.array_equal(read_split(whole, split), read_split(split_up, split))
+        assert read_column(whole, split, "source") == read_column(split_up, split, "source")
+    assert np.array_equal(read_split(split_up, "train", limit=25), read_split(whole, "train")[:25])

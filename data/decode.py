@@ -12,6 +12,7 @@ skipped and reported with its reason; it never stops the preparation.
 """
 
 import pickle
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def decode_files(
     splitter: Splitter,
 ) -> Decoded:
     """Image files `paths` (relative to root) of one official split, in order."""
+    check_visible(root)
     rows, decoded = Rows(), Decoded(seen=len(paths))
     for offset, (relative, class_id) in enumerate(zip(paths, class_ids, strict=True)):
         split = splitter.assign(official, relative)
@@ -100,6 +102,16 @@ def decode_files(
         rows.add(split, image, class_id, first_index + offset, relative)
     decoded.rows = rows.arrays(res)
     return decoded
+
+
+def check_visible(root: str) -> None:
+    """A task on a node that cannot see the source must fail, not skip every file it was given."""
+    if not Path(root).is_dir():
+        raise LayoutError(
+            f"{root} is not visible on node {socket.gethostname()}: mount it at the same path on "
+            "every Ray node, or run `make prepare` on the machine that holds it with RAY_ADDRESS "
+            "unset (the sweep then reuses the shards under OVAT_DATA_DIR)"
+        )
 
 
 def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +143,7 @@ def decode_arrays(
     root: str, path: str, official: str, res: int, side: int, splitter: Splitter
 ) -> Decoded:
     """One batch file; its rows are keyed '<file>#<row>' for the split hash."""
+    check_visible(root)
     data, labels = load_batch(Path(root) / path)
     found = round((data.shape[1] / 3) ** 0.5)
     if found != side:

@@ -259,3 +259,13 @@ def test_many_parts_chunks_and_shards_give_the_same_split_as_one(tmp_path, monke
         assert np.array_equal(read_split(whole, split), read_split(split_up, split))
         assert read_column(whole, split, "source") == read_column(split_up, split, "source")
     assert np.array_equal(read_split(split_up, "train", limit=25), read_split(whole, "train")[:25])
+
+
+def test_a_task_that_cannot_see_the_source_fails_instead_of_skipping_its_files(tmp_path):
+    from data.decode import decode_files
+    from data.splits import Splitter
+
+    with pytest.raises(LayoutError, match=f"{tmp_path / 'elsewhere'} is not visible on node"):
+        decode_files(
+            str(tmp_path / "elsewhere"), ["a.jpg"], [0], 0, "train", 16, Splitter("official")
+        )

@@ -215,10 +215,11 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
     state = "up to date"
     if not is_prepared(cfg.data, data_dir()):  # a wrong layout is reported before Ray starts
-        from sweeps.runner import ensure_ray
-
-        ensure_ray()
         state = "prepared"
+        if cfg.data.dataset in LAYOUTS:  # decoded as Ray tasks; `sample` is built in-process
+            from sweeps.runner import ensure_ray
+
+            ensure_ray()
     folder = prepare(cfg.data, data_dir())
     manifest = read_manifest(folder)
     splits = ", ".join(f"{s} {manifest['splits'][s]['count']:,}" for s in ("train", "val", "test"))

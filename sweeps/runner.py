@@ -19,6 +19,7 @@ from typing import Any
 import ray
 import ray.tune
 
+from data.registry import prepared_folder
 from sweeps import ablation as ablations
 from sweeps import report
 from sweeps.errors import ResumeError, SweepInterrupted
@@ -28,7 +29,7 @@ from sweeps.progress import TrialProgress
 from trainers import tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import load_splits
-from trainers.paths import results_dir
+from trainers.paths import data_dir, results_dir
 from trainers.trial import trainable, trial_resources
 
 
@@ -51,8 +52,8 @@ for _name, _value in (
 
 
 def data_key(cfg: ExperimentConfig) -> str:
-    d = cfg.data
-    return f"{d.dataset}-{d.resolution}px-limit{d.limit}-{d.root}"
+    """Trials share one object-store copy exactly when they read the same prepared split."""
+    return f"{prepared_folder(cfg.data, data_dir()).name}-limit{cfg.data.limit}"
 
 
 def put_datasets(trials: list[ablations.TrialSpec]) -> dict[str, ray.ObjectRef]:

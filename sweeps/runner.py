@@ -67,19 +67,25 @@ def put_datasets(trials: list[ablations.TrialSpec]) -> dict[str, ray.ObjectRef]:
     return refs
 
 
-def concurrency(trials: list[ablations.TrialSpec]) -> int:
-    """How many trials fit on the cluster at once; an error if one never fits."""
-    available = ray.cluster_resources()
-    need = trial_resources(ExperimentConfig.from_flat(trials[0].config).resources)
+def concurrency(trials: list[ablations.TrialSpec], available: dict | None = None) -> int:
+    """How many trials fit on the cluster at once (e.g. 0.25 GPU per trial: four per GPU); an
+    error naming the shortfall if one never fits. Tune's cap uses the smallest trial's needs:
+    a larger trial beyond what fits waits for its workers, holding only its 0.01-CPU driver."""
+    available = ray.cluster_resources() if available is None else available
+    needs = {
+        tuple(sorted(trial_resources(ExperimentConfig.from_flat(t.config).resources).items()))
+        for t in trials
+    }
     fits = []
-    for resource, amount in need.items():
-        if available.get(resource, 0) < amount:
-            raise ResourceError(
-                f"one trial needs {amount:g} {resource} but the cluster has "
-                f"{available.get(resource, 0):g}; lower resources.* or add nodes"
-            )
-        fits.append(math.floor(available[resource] / amount + 1e-9))
-    return max(1, min(fits))
+    for need in needs:
+        for resource, amount in need:
+            if available.get(resource, 0) < amount:
+                raise ResourceError(
+                    f"one trial needs {amount:g} {resource} but the cluster has "
+                    f"{available.get(resource, 0):g}; lower resources.* or add nodes"
+                )
+        fits.append(min(math.floor(available[r] / a + 1e-9) for r, a in need))
+    return max(1, max(fits))
 
 
 def ensure_ray() -> None:

@@ -32,7 +32,7 @@ TRIALS ?= 50
 CPUS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare sweep rank probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare sweep rank cluster-up cluster-down cluster-sweep probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,20 @@ transplant: setup ## put a fresh, untrained BOTTLENECK into RUN's trained model 
 
 finetune: setup ## fine-tune RUN for STEPS with only TRAIN's parameters trainable (SHOTS=N images)
 	$(OVAT) finetune "$(RUN)" --train '$(TRAIN)' --steps $(STEPS) --shots $(SHOTS)
+
+# docker compose v2 where present, else the standalone docker-compose
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) -f docker/compose.yaml
+
+cluster-up: ## build and start docker/compose.yaml (Ray head, GPU workers, MLflow + PostgreSQL + MinIO); waits until healthy
+	@test -f docker/.env || { echo "make: copy docker/.env.example to docker/.env and set its passwords first"; exit 2; }
+	$(COMPOSE) up --detach --build --wait
+
+cluster-down: ## stop the compose cluster; its named volumes keep runs, artifacts, checkpoints and shards
+	$(COMPOSE) down
+
+cluster-sweep: ## `make sweep` inside the compose cluster's Ray head (ABLATION, SEEDS, EPOCHS, DATASET, ROOT, RES, SET)
+	$(COMPOSE) exec ray-head make sweep ABLATION=$(ABLATION) SEEDS=$(SEEDS) EPOCHS=$(EPOCHS) \
+		DATASET=$(DATASET) ROOT=$(ROOT) RES=$(RES) SET='$(SET)'
 
 list: setup ## list ablations, bottlenecks and datasets
 	$(OVAT) list

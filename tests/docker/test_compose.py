@@ -1,0 +1,119 @@
+"""docker/: the compose cluster's security defaults and wiring, read from the files themselves.
+
+No Docker engine runs on these machines, so nothing here starts a container; where a compose
+client is installed, `docker compose config` also validates the file against the spec."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+DOCKER = ROOT / "docker"
+COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+RAY = ("ray-head", "ray-worker")
+
+
+def test_only_the_mlflow_ui_is_published_and_only_on_loopback():
+    published = {name: s["ports"] for name, s in SERVICES.items() if s.get("ports")}
+    assert list(published) == ["mlflow"]
+    assert all(port.startswith("127.0.0.1:") for port in published["mlflow"])
+
+
+def test_ray_keeps_token_authentication_with_one_required_token():
+    for name in RAY:
+        env = SERVICES[name]["environment"]
+        assert env["RAY_AUTH_MODE"] == "token"
+        assert env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # no default token
+
+
+def test_mlflow_runs_basic_auth_on_postgres_with_artifacts_in_minio():
+    script = (DOCKER / "mlflow-server.sh").read_text()
+    assert "--app-name basic-auth" in script
+    assert 'backend="postgresql://' in script and "s3://" in script
+    assert SERVICES["mlflow"]["command"] == ["/app/docker/mlflow-server.sh"]
+    env = SERVICES["mlflow"]["environment"]
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    for name in RAY:  # clients log through the server's artifact proxy: no storage secrets
+        assert not {"AWS_SECRET_ACCESS_KEY", "POSTGRES_PASSWORD"} & set(
+            SERVICES[name]["environment"]
+        )
+
+
+def test_the_server_script_is_valid_shell():
+    subprocess.run(["sh", "-n", str(DOCKER / "mlflow-server.sh")], check=True)
+
+
+def test_state_lives_in_named_volumes_and_services_have_health_checks():
+    named = set(COMPOSE["volumes"])
+    for name, mount in (("postgres", "postgres:"), ("minio", "minio:")):
+        assert any(v.startswith(mount) for v in SERVICES[name]["volumes"]), name
+    for name in RAY:
+        sources = {v.split(":")[0] for v in SERVICES[name]["volumes"]}
+        assert {"results", "data"} <= sources <= named | {"${DATA_ROOT"}
+    for name in ("postgres", "minio", "mlflow", "ray-head"):
+        assert SERVICES[name]["healthcheck"]["test"], name
+
+
+def test_workers_reserve_gpus():
+    [device] = SERVICES["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+
+
+def test_every_required_variable_is_in_the_env_example_and_the_env_file_is_ignored():
+    text = (DOCKER / "compose.yaml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    example = (DOCKER / ".env.example").read_text()
+    defined = set(re.findall(r"^(\w+)=", example, flags=re.MULTILINE))
+    assert required and required <= defined, required - defined
+    ignored = subprocess.run(["git", "check-ignore", "-q", "docker/.env"], cwd=ROOT, check=False)
+    assert ignored.returncode == 0
+
+
+def compose_client() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    return [shutil.which("docker-compose")] if shutil.which("docker-compose") else None
+
+
+@pytest.mark.skipif(compose_client() is None, reason="no docker compose client on this machine")
+def test_docker_compose_config_accepts_the_file(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text((DOCKER / ".env.example").read_text())
+    result = subprocess.run(
+        [*compose_client(), "-f", str(DOCKER / "compose.yaml"), "--env-file", str(env), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_rayjob_keeps_token_auth_and_shares_one_volume_across_pods():
+    job = yaml.safe_load((DOCKER / "kuberay-rayjob.yaml").read_text())
+    spec = job["spec"]["rayClusterSpec"]
+    pods = [spec["headGroupSpec"]["template"]["spec"]] + [
+        group["template"]["spec"] for group in spec["workerGroupSpecs"]
+    ]
+    for pod in pods:
+        [container] = pod["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["RAY_AUTH_MODE"]["value"] == "token"
+        assert "secretKeyRef" in env["RAY_AUTH_TOKEN"]["valueFrom"]  # never inline
+        assert env["OVAT_RESULTS"]["value"].startswith("/shared/")
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
+        assert claims == ["ovat-shared"]
+    [worker] = pods[1]["containers"]
+    assert "nvidia.com/gpu" in worker["resources"]["limits"]
+    assert job["spec"]["entrypoint"].startswith("make sweep ABLATION=")

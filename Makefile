@@ -32,7 +32,7 @@ TRIALS ?= 50
 CPUS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare sweep rank cluster-up cluster-down cluster-sweep probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare sweep rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -101,10 +101,13 @@ bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling 
 test: setup ## lint, unit tests, then integration tests on one shared Ray instance
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not cluster"
 
 test-unit: setup ## the fast, Ray-free tests only
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration and not cluster"
+
+test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes (~3 min)
+	$(BIN)/pytest -m cluster
 
 lint: setup ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,8 +1,8 @@
 """The placement-instability probe: is a run's spread placement noise or seed noise?
 
 One trial's exact config is rerun `repeats` times with its own seed (spread over the cluster's
-nodes through Ray's `node:<ip>` resources; reruns that run at the same time on one node get
-different GPUs from Ray), `repeats` times with other seeds on one node, and, with
+nodes, each rerun pinned to one by the node-id label Ray gives every node; reruns that run at
+the same time on one node get different GPUs from Ray), `repeats` times with other seeds on one node, and, with
 `deterministic`, the same-seed reruns again under `torch.use_deterministic_algorithms`.
 """
 
@@ -17,6 +17,7 @@ from sweeps.runner import Plan, ensure_ray, run_plan
 from trainers import tracking
 from trainers.config import ConfigError, ExperimentConfig, valid_keys
 from trainers.paths import results_dir
+from trainers.trial import scaling_config
 
 T = tracking.TAG
 SAME, ACROSS, DETERMINISTIC = "same-seed", "across-seed", "same-seed-deterministic"
@@ -29,8 +30,16 @@ def source_config(run) -> ExperimentConfig:
     return ExperimentConfig.from_flat(params)
 
 
-def alive_nodes() -> list[str]:
-    return sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
+def alive_nodes(need: dict[str, float], nodes: list[dict] | None = None) -> list[str]:
+    """Ids of the live nodes that can hold one worker's `need`, in a fixed order (IP, id): a
+    rerun pinned to a node without GPUs (a CPU-only head) would wait forever."""
+    nodes = ray.nodes() if nodes is None else nodes
+    fit = [
+        n
+        for n in nodes
+        if n["Alive"] and all(n["Resources"].get(r, 0) >= a for r, a in need.items())
+    ]
+    return [n["NodeID"] for n in sorted(fit, key=lambda n: (n["NodeManagerAddress"], n["NodeID"]))]
 
 
 def probe_trials(
@@ -71,7 +80,8 @@ def probe_rows(sweep_id: str) -> list[ProbeRow]:
                 metrics.get("test_loss", float("nan")),
                 tags.get(f"{T}weights_hash", ""),
                 metrics.get("train_images_per_s", 0.0),
-                f"{tags.get('placement.node_ip', '?')} {where}",
+                f"{tags.get('placement.node_ip', '?')} node {tags.get('placement.node_id', '?')[:8]} "
+                f"{where}",
             )
         )
     return rows
@@ -151,7 +161,8 @@ def probe_config(
     """Rerun `cfg` as a small Tune sweep and write, log and return the probe's report."""
     check_repeats(repeats)
     ensure_ray()
-    trials = probe_trials(cfg, repeats, alive_nodes(), deterministic)
+    need = scaling_config(cfg.resources).resources_per_worker
+    trials = probe_trials(cfg, repeats, alive_nodes(need), deterministic)
     plan = Plan("probe", trials, cfg, "probe", SAME, experiment, tags or {}, f"{T}probe")
     outcome = run_plan(plan, verbose)
     text = f"### probe of {title} ({outcome.sweep_id})\n\n" + summarize(

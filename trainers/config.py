@@ -64,6 +64,7 @@ class ResourcesConfig:
     workers: int = 1  # Ray Train workers (data-parallel ranks) per trial
     cpus_per_worker: float = 1.0  # 0.5 packs two small trials per core; threads: max(1, int)
     gpus_per_worker: float = 0.0  # 0: CPU; 0.25 packs four trials on one GPU
+    gpu_stand_in: str = ""  # a custom Ray resource asked for instead of GPU; trains on CPU
 
     def __post_init__(self):
         if self.workers < 1:
@@ -75,7 +76,14 @@ class ResourcesConfig:
 
     @property
     def use_gpu(self) -> bool:
-        return self.gpus_per_worker > 0
+        """Train on CUDA: GPUs asked for, and real ones (no stand-in resource)."""
+        return self.gpus_per_worker > 0 and not self.gpu_stand_in
+
+    @property
+    def gpu_resource(self) -> str:
+        """The Ray resource `gpus_per_worker` is drawn from: GPU, or the stand-in (loopback
+        multi-node tests and CPU clusters, where a custom resource marks the would-be GPUs)."""
+        return self.gpu_stand_in or "GPU"
 
     @property
     def threads(self) -> int:

@@ -19,26 +19,28 @@ from trainers.loop import train_loop_per_worker
 DRIVER_RESOURCES = {"CPU": 0, "memory": 1}
 
 
-NODE_SHARE = 0.001  # of the `node:<ip>` resource Ray gives every node: pins without limiting
+NODE_LABEL = "ray.io/node-id"  # the label Ray gives every node: pins to one node, by id
 
 
 def scaling_config(resources: ResourcesConfig, node: str = "") -> ray.train.ScalingConfig:
-    """Workers' resources; `node` pins them to that node IP through its `node:<ip>` resource."""
+    """Workers' resources; `node` (a node id) pins them to that node through its id label,
+    which also tells apart nodes that share an IP (several Ray nodes on one machine)."""
     per_worker = {"CPU": resources.cpus_per_worker}
-    if node:
-        per_worker[f"node:{node}"] = NODE_SHARE
-    if resources.use_gpu:
-        per_worker["GPU"] = resources.gpus_per_worker
+    if resources.gpus_per_worker > 0:
+        per_worker[resources.gpu_resource] = resources.gpus_per_worker
     return ray.train.ScalingConfig(
-        num_workers=resources.workers, use_gpu=resources.use_gpu, resources_per_worker=per_worker
+        num_workers=resources.workers,
+        use_gpu=resources.use_gpu,
+        resources_per_worker=per_worker,
+        label_selector={NODE_LABEL: node} if node else None,
     )
 
 
 def trial_resources(resources: ResourcesConfig) -> dict[str, float]:
     """What one trial holds while it trains: its driver plus all of its workers."""
     need = {"CPU": float(resources.workers * resources.cpus_per_worker)}
-    if resources.use_gpu:
-        need["GPU"] = resources.workers * resources.gpus_per_worker
+    if resources.gpus_per_worker > 0:
+        need[resources.gpu_resource] = resources.workers * resources.gpus_per_worker
     return need
 
 

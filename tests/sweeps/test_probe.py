@@ -1,6 +1,14 @@
 import pytest
 
-from sweeps.probe import ACROSS, DETERMINISTIC, SAME, ProbeRow, probe_trials, summarize
+from sweeps.probe import (
+    ACROSS,
+    DETERMINISTIC,
+    SAME,
+    ProbeRow,
+    alive_nodes,
+    probe_trials,
+    summarize,
+)
 from trainers.config import ExperimentConfig
 
 
@@ -42,3 +50,18 @@ def test_probe_needs_two_repeats(workspace):
 
     with pytest.raises(ConfigError, match="REPEATS must be >= 2"):
         run_probe("any", 1)
+
+
+def node(node_id: str, ip: str, alive: bool = True, **resources) -> dict:
+    return {"NodeID": node_id, "NodeManagerAddress": ip, "Alive": alive, "Resources": resources}
+
+
+def test_reruns_are_pinned_only_to_live_nodes_that_can_hold_them():
+    nodes = [
+        node("head", "10.0.0.1", CPU=4.0),  # a CPU-only head, as in docker/compose.yaml
+        node("b", "10.0.0.2", CPU=8.0, GPU=2.0),
+        node("a", "10.0.0.2", CPU=8.0, GPU=2.0),  # same IP: several nodes on one machine
+        node("dead", "10.0.0.3", alive=False, CPU=8.0, GPU=2.0),
+    ]
+    assert alive_nodes({"CPU": 2.0, "GPU": 0.25}, nodes) == ["a", "b"]
+    assert alive_nodes({"CPU": 1.0}, nodes) == ["head", "a", "b"]

@@ -58,3 +58,19 @@ def test_trials_of_different_sizes_all_fit_or_none_runs(gpu_trials):
     assert concurrency(trials, {"CPU": 8, "GPU": 1}) == 4
     with pytest.raises(ResourceError, match="needs 1 GPU but the cluster has 0.5"):
         concurrency(trials, {"CPU": 8, "GPU": 0.5})
+
+
+def test_a_stand_in_resource_replaces_gpu_and_the_trial_trains_on_cpu():
+    cfg = ExperimentConfig().with_overrides(
+        {"resources.gpus_per_worker": "0.5", "resources.gpu_stand_in": "fake_gpu"}
+    )
+    assert trial_resources(cfg.resources) == {"CPU": 1.0, "fake_gpu": 0.5}
+    scaling = scaling_config(cfg.resources)
+    assert scaling.resources_per_worker == {"CPU": 1.0, "fake_gpu": 0.5}
+    assert not scaling.use_gpu and not cfg.resources.use_gpu
+
+
+def test_a_pinned_trial_selects_its_node_by_id_label():
+    scaling = scaling_config(ExperimentConfig().resources, node="0f3a")
+    assert scaling.label_selector == {"ray.io/node-id": "0f3a"}
+    assert scaling_config(ExperimentConfig().resources).label_selector is None

@@ -108,9 +108,16 @@ def test_unwritable_results_folder_is_named(workspace):
     assert f"results folder {results} is not writable: Not a directory" in result.stderr
 
 
-def ray_started() -> bool:
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized()
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fails the test if the command tries to start or join Ray (whether or not the session's
+    integration tests already have a Ray instance up in this process)."""
+    import sweeps.runner
+
+    calls = []
+    monkeypatch.setattr(sweeps.runner, "ensure_ray", lambda: calls.append("ensure_ray"))
+    monkeypatch.setattr(sweeps.runner, "run_sweep", lambda *a, **k: calls.append("run_sweep"))
+    return calls
 
 
 @pytest.mark.parametrize(
@@ -125,17 +132,17 @@ def ray_started() -> bool:
         (["prepare", "imagenet32", "--root", "{tree}"], "no train_data_batch_<n> files"),
     ],
 )
-def test_bad_data_sources_are_named_before_ray_starts(args, message, workspace, capsys):
+def test_bad_data_sources_are_named_before_ray_starts(args, message, workspace, capsys, no_ray):
     from tests.data import trees
 
     trees.imagefolder_tree(workspace / "tree", per_class=2)
     assert main([a.format(tree=workspace / "tree") for a in args]) == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("ovat: error: ") and message in stderr
-    assert len(stderr.strip().splitlines()) == 1 and not ray_started()
+    assert len(stderr.strip().splitlines()) == 1 and no_ray == []
 
 
-def test_a_prepared_variant_is_up_to_date_without_starting_ray(workspace, data_dir, capsys):
+def test_a_prepared_variant_is_up_to_date_without_starting_ray(workspace, data_dir, capsys, no_ray):
     from data.config import DataConfig
     from data.registry import prepare
     from tests.data import trees
@@ -150,4 +157,4 @@ def test_a_prepared_variant_is_up_to_date_without_starting_ray(workspace, data_d
     )  # 3 x 2 + 3 quirks in out
     assert "skipped train/cat/truncated.JPEG: OSError: image file is truncated" in out
     assert f"DATASET=imagefolder ROOT={workspace / 'tree'} RES=32" in out
-    assert not ray_started()
+    assert no_ray == []

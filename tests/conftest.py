@@ -33,7 +33,15 @@ def workspace(tmp_path, monkeypatch, data_dir) -> Path:
 def ray_session(data_dir):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    # "local": a Ray of its own even where another is running on this machine (a CI host may
+    # have one); address=None would attach to that one instead.
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=False,
+    )
     yield ray
     ray.shutdown()
 

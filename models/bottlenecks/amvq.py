@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from models.bottlenecks.base import BottleneckOutput, code_usage_stats, no_loss, one_hot_probs
+from models.bottlenecks.base import BottleneckOutput, hard_code_stats, no_loss
 from models.config import ModelConfig
 
 
@@ -23,5 +23,5 @@ class ArgmaxVQ(nn.Module):
         indices = (u @ self.codebook.T).argmax(dim=-1)  # (B, N)
         q1 = self.codebook[indices]  # (B, N, D)
         q2 = u + (q1 - u).detach()
-        stats = code_usage_stats(one_hot_probs(indices, self.codebook.shape[0]))
+        stats = hard_code_stats(indices, self.codebook.shape[0])
         return BottleneckOutput((q1 + q2) / 2, no_loss(z), stats)

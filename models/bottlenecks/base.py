@@ -17,17 +17,30 @@ def no_loss(like: torch.Tensor) -> torch.Tensor:
     return like.new_zeros(())
 
 
-def code_usage_stats(probs: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Perplexity and share of codes used, from per-token code probabilities (..., K).
+def code_counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
+    """Tokens per code (K,), by sort and binary search: a fixed output shape, no atomics (so
+    deterministic) and no host sync, unlike `bincount`, whose CUDA kernel reads the indices'
+    min and max back to the host to size its output: a sync in every training step."""
+    ordered = indices.detach().reshape(-1).sort().values
+    codes = torch.arange(num_codes, device=indices.device, dtype=ordered.dtype)
+    return torch.searchsorted(ordered, codes, right=True) - torch.searchsorted(ordered, codes)
 
-    Hard assignments are one-hot probabilities, so soft and hard quantizers report alike.
-    """
-    probs = probs.detach().reshape(-1, probs.shape[-1])  # (T, K)
-    mean = probs.mean(dim=0)  # (K,)
+
+def usage_stats(mean: torch.Tensor, counts: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Perplexity of the mean code probabilities (K,) and the share of codes some token chose."""
     entropy = -(mean * torch.log(mean.clamp_min(1e-10))).sum()
-    used = (probs.argmax(dim=-1).bincount(minlength=probs.shape[-1]) > 0).float().mean()
-    return {"perplexity": entropy.exp(), "code_usage": used}
+    return {"perplexity": entropy.exp(), "code_usage": (counts > 0).float().mean()}
 
 
-def one_hot_probs(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
-    return torch.nn.functional.one_hot(indices, num_codes).float()
+def hard_code_stats(indices: torch.Tensor, num_codes: int) -> dict[str, torch.Tensor]:
+    """Stats of hard assignments (..., ): their one-hot probabilities, never materialised."""
+    counts = code_counts(indices, num_codes)
+    return usage_stats(counts.float() / indices.numel(), counts)
+
+
+def soft_code_stats(probs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Stats of per-token code probabilities (..., K); usage counts each token's likeliest code,
+    so soft and hard quantizers report alike."""
+    probs = probs.detach().reshape(-1, probs.shape[-1])  # (T, K)
+    counts = code_counts(probs.argmax(dim=-1), probs.shape[-1])
+    return usage_stats(probs.mean(dim=0), counts)

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from models.bottlenecks.base import BottleneckOutput, code_usage_stats, no_loss
+from models.bottlenecks.base import BottleneckOutput, no_loss, soft_code_stats
 from models.config import ModelConfig
 
 
@@ -26,4 +26,4 @@ class SoftVQ(nn.Module):
         u = self.norm(z)  # (B, N, D)
         probs = torch.softmax(u @ self.codebook.T / math.sqrt(u.shape[-1]), dim=-1)  # (B, N, K)
         q = probs @ self.codebook  # (B, N, D)
-        return BottleneckOutput(u + (q - u).detach(), no_loss(z), code_usage_stats(probs))
+        return BottleneckOutput(u + (q - u).detach(), no_loss(z), soft_code_stats(probs))

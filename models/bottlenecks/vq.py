@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.bottlenecks.base import BottleneckOutput, code_usage_stats, one_hot_probs
+from models.bottlenecks.base import BottleneckOutput, hard_code_stats
 from models.config import ModelConfig
 
 
@@ -29,6 +29,6 @@ class VectorQuantizer(nn.Module):
         q = self.codebook[indices]  # (B, N, D)
         codebook_loss = F.mse_loss(q, z.detach())
         commitment_loss = F.mse_loss(z, q.detach())
-        stats = code_usage_stats(one_hot_probs(indices, self.codebook.shape[0]))
+        stats = hard_code_stats(indices, self.codebook.shape[0])
         aux = codebook_loss + self.commitment * commitment_loss
         return BottleneckOutput(z + (q - z).detach(), aux, stats)

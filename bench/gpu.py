@@ -4,7 +4,9 @@
    torch.compile, in images/s and achieved TFLOP/s (FLOPs counted by torch) against the
    device's bf16 dense peak (`--peak-tflops`, 989 for an H100/H200 SXM).
 2. 64 px from uint8 data resident on the GPU: the share of step time spent waiting for the batch.
-3. 1, 2 and 4 trials packed on one GPU (separate processes, as fractional-GPU trials are):
+3. Host syncs in warm training steps (torch's sync debug mode), fp32 eager and the fast path:
+   0 means the host never waits for the GPU within a step.
+4. 1, 2 and 4 trials packed on one GPU (separate processes, as fractional-GPU trials are):
    total images/s.
 
 The same code runs on CPU at a tiny size (`--smoke`), which is how the tests keep it working;
@@ -16,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 
 import torch
 
@@ -24,7 +27,7 @@ from models.autoencoder import Autoencoder
 from models.config import ModelConfig
 from trainers.fastpath import PLAIN, FastPath, prepare, resolve
 from trainers.flops import train_flops_per_image
-from trainers.steps import resident, train_step
+from trainers.steps import resident, to_device, train_step
 
 
 def synthetic_images(n: int, resolution: int, device: torch.device) -> torch.Tensor:
@@ -39,38 +42,69 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(fast: FastPath, resolution: int, batch: int, seconds: float, device) -> dict:
-    """Steady-state images/s of real training steps (after a warm-up that includes compiling)
-    and the share of each step spent gathering its batch; losses read back once at the end."""
+def trainer(fast: FastPath, resolution: int, batch: int, device: torch.device):
+    """A real training step of the reference model on resident uint8 data, as a closure that
+    returns (the step's loss on device, seconds spent gathering its batch)."""
     data = DataConfig(resolution=resolution)
     model = prepare(Autoencoder(ModelConfig()).to(device), fast)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     images = synthetic_images(batch * 4, resolution, device)
     generator = torch.Generator().manual_seed(0)
-    losses, waited, steps = [], 0.0, 0
-    for _ in range(3):  # warm-up: compilation, autotuning, allocator
-        order = torch.randperm(len(images), generator=generator)[:batch]
-        train_step(model, optimizer, images[order], data, generator, device, fast)
-    sync(device)
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        order = torch.randperm(len(images), generator=generator)[:batch]
+
+    def step() -> tuple[torch.Tensor, float]:
+        order = to_device(torch.randperm(len(images), generator=generator)[:batch], images.device)
         gather = time.perf_counter()
         batch_images = images[order]
-        waited += time.perf_counter() - gather
-        losses.append(train_step(model, optimizer, batch_images, data, generator, device, fast))
+        waited = time.perf_counter() - gather
+        return train_step(model, optimizer, batch_images, data, generator, device, fast), waited
+
+    return step
+
+
+def measure(fast: FastPath, resolution: int, batch: int, seconds: float, device) -> dict:
+    """Steady-state images/s of real training steps (after a warm-up that includes compiling)
+    and the share of each step spent gathering its batch; losses read back once at the end."""
+    step = trainer(fast, resolution, batch, device)
+    for _ in range(3):  # warm-up: compilation, autotuning, allocator
+        step()
+    sync(device)
+    losses, waited, steps = [], 0.0, 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        loss, wait = step()
+        losses.append(loss)
+        waited += wait
         steps += 1
     sync(device)
     elapsed = time.perf_counter() - started
     assert torch.isfinite(torch.stack(losses)).all()
     rate = steps * batch / elapsed
-    flops = train_flops_per_image(ModelConfig(), data)
+    flops = train_flops_per_image(ModelConfig(), DataConfig(resolution=resolution))
     return {
         "images_per_s": rate,
         "tflops": flops * rate / 1e12,
         "wait_share": waited / elapsed,
         "steps": steps,
     }
+
+
+def host_syncs(fast: FastPath, resolution: int, batch: int, device, steps: int = 5) -> int:
+    """Calls that made the host wait for the GPU in `steps` warm training steps, counted by
+    torch's sync debug mode: 0 means the host runs ahead and the GPU never idles between
+    steps. (The trial loop adds one per 50 steps, its divergence check, and one per epoch.)"""
+    step = trainer(fast, resolution, batch, device)
+    for _ in range(3):
+        step()
+    sync(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(steps):
+                step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def packed(k: int, args) -> float:
@@ -112,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"speed-up of the fast path: {quick['images_per_s'] / plain['images_per_s']:.2f}x")
     waiting = measure(fast, small, batch, args.seconds, device)
     print(f"{small} px from resident uint8: batch wait {waiting['wait_share']:.2%} of step time")
+    if device.type == "cuda":
+        for name, path in (("fp32 eager", PLAIN), ("fast path", fast)):
+            syncs = host_syncs(path, small, batch, device)
+            print(f"host syncs in 5 training steps ({name}): {syncs}")
     single = None
     for k in [int(n) for n in args.packs.split(",")]:
         total = packed(k, args)

@@ -31,10 +31,18 @@ def set_deterministic(enabled: bool) -> None:
     torch.backends.cudnn.benchmark = not enabled
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor goes to the GPU through pinned memory, without blocking: a plain `.to()`
+    from pageable memory makes the host wait for the GPU's queue (a sync in every step)."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def to_unit(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float in [0, 1] on device: conversion happens after the copy (none
     when the data already lives on the device)."""
-    return batch.to(device, non_blocking=True).float().div_(255)
+    return to_device(batch, device).float().div_(255)
 
 
 def resident(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -80,7 +88,7 @@ def train_step(
     """One update on a uint8 batch; returns the batch's summed per-image loss, on device."""
     images = fast.images(to_unit(batch, device))
     grid = cfg.resolution // cfg.patch_size
-    keep = patch_keep_grid(len(images), grid, cfg.mask_ratio, generator).to(device)
+    keep = to_device(patch_keep_grid(len(images), grid, cfg.mask_ratio, generator), device)
     with fast.autocast_context(device):
         per_image, aux_loss, _ = reconstruction_loss(model, images, keep, cfg.patch_size)
     optimizer.zero_grad(set_to_none=True)
@@ -141,7 +149,9 @@ def train_epoch(
 
     With a guard, a non-finite loss raises `Diverged` within `guard.every` steps."""
     model.train()
-    order = torch.randperm(len(images), generator=generator)
+    # Drawn on the host (the same order on every device), copied once: each step then gathers
+    # its batch where the images live, with no index copy per step.
+    order = to_device(torch.randperm(len(images), generator=generator), images.device)
     starts = range(0, len(images), batch_size)
     losses, sizes = [], []
     for i in starts:
@@ -174,7 +184,8 @@ def train_steps(
         if len(order) == 0:
             order = torch.randperm(len(images), generator=generator)
         batch, order = order[:batch_size], order[batch_size:]
-        losses.append(train_step(model, optimizer, images[batch], cfg, generator, device))
+        batch = images[to_device(batch, images.device)]
+        losses.append(train_step(model, optimizer, batch, cfg, generator, device))
         seen += len(batch)
     total = torch.stack(losses).sum().item() if losses else 0.0
     return Sums(total, seen)
@@ -195,7 +206,7 @@ def evaluate(
     losses, stats_sums = [], {}
     for start in range(0, len(images), batch_size):
         batch = fast.images(to_unit(images[start : start + batch_size], device))
-        keep = keep_grid[start : start + batch_size].to(device)
+        keep = to_device(keep_grid[start : start + batch_size], device)
         with fast.autocast_context(device):
             per_image, _, stats = reconstruction_loss(model, batch, keep, cfg.patch_size)
         losses.append(per_image.sum())

@@ -1,0 +1,80 @@
+"""The fast path under data parallelism, as a multi-worker trial runs it: Ray Train's
+`prepare_model` wraps the model in DistributedDataParallel, then the fast path compiles it.
+
+Two real processes on a gloo group (CPU): the compiled DDP model must keep the ranks' weights
+identical (its gradients are all-reduced) and train as the eager DDP model does."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from data.config import DataConfig
+from models.autoencoder import Autoencoder
+from models.config import ModelConfig
+from trainers.fastpath import PLAIN, FastPath, prepare
+from trainers.steps import seed_everything, train_step
+
+CPU = torch.device("cpu")
+SMALL = ModelConfig(bottleneck="vq", stem_channels=8, hidden_channels=16, res_channels=4,
+                    embed_dim=8, codebook_size=16)  # fmt: skip
+DATA = DataConfig(resolution=16)
+STEPS = 3
+
+
+def train(rank: int, fast: FastPath) -> tuple[list[float], torch.Tensor]:
+    seed_everything(0)  # the same initial weights on both ranks, as Ray Train's workers have
+    bare = Autoencoder(SMALL)
+    model = prepare(DistributedDataParallel(bare), fast)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(10 + rank)  # each rank its own batches and masks
+    losses = []
+    for step in range(STEPS):
+        pixels = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(rank * 10 + step))
+        loss = train_step(model, optimizer, (pixels * 255).byte(), DATA, generator, CPU, fast)
+        losses.append(loss.item())
+    return losses, torch.cat([p.detach().flatten() for p in bare.parameters()])
+
+
+def worker(rank: int, port: int, results) -> None:
+    os.environ |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        eager = train(rank, PLAIN)
+        torch._dynamo.reset()
+        compiled = train(rank, FastPath(compile=True))
+        results[rank] = {"eager": eager, "compiled": compiled}
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks():
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(worker, args=(free_port(), results), nprocs=2, join=True)
+        return dict(results)
+
+
+def test_compiled_ddp_keeps_the_ranks_weights_identical(ranks):
+    for mode in ("eager", "compiled"):
+        torch.testing.assert_close(ranks[0][mode][1], ranks[1][mode][1], rtol=0, atol=0)
+    assert ranks[0]["eager"][0] != ranks[1]["eager"][0]  # each rank trained on its own batches
+
+
+def test_compiled_ddp_trains_as_eager_ddp_does(ranks):
+    for rank in (0, 1):
+        eager, compiled = ranks[rank]["eager"], ranks[rank]["compiled"]
+        assert compiled[0] == pytest.approx(eager[0], rel=1e-4)
+        torch.testing.assert_close(compiled[1], eager[1], rtol=1e-4, atol=1e-5)

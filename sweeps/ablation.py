@@ -51,7 +51,7 @@ class TrialSpec:
     seed: int
     config: dict[str, Any]
     repeat: int = 0  # the probe reruns one (value, seed) several times
-    node: str = ""  # a node IP to pin the trial's workers to (the probe spreads reruns)
+    node: str = ""  # a node id to pin the trial's workers to (the probe spreads reruns)
 
     @property
     def key(self) -> str:

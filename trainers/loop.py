@@ -147,7 +147,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     splits = ray.get(loop_config["data"])
     data_at = time.time()
     train_images = resident(as_tensor(splits["train"])[rank::world], device)
-    flops_per_image = train_flops_per_image(cfg.model, cfg.data)
+    flops_per_image = loop_config.get("flops_per_image") or train_flops_per_image(
+        cfg.model, cfg.data
+    )  # counted by the sweep's driver; counted here for a trial planned before it did
     reduce = functools.partial(all_reduce, device=device)
     val, test = (Evaluator(splits[n], cfg, rank, world, reduce) for n in ("val", "test"))
 

@@ -63,6 +63,7 @@ def run_trial(
             "config": trial["config"],
             "data": data_refs[trial["data_key"]],
             "started_at": started_at,
+            "flops_per_image": trial.get("flops_per_image"),  # from the driver (runner.py)
         },
         scaling_config=scaling_config(cfg.resources, trial.get("node", "")),
         run_config=ray.train.RunConfig(

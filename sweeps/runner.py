@@ -187,6 +187,10 @@ def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
         param_space={"trial": ray.tune.grid_search([trial_payload(t) for t in plan.trials])},
         tune_config=ray.tune.TuneConfig(
             max_concurrent_trials=concurrency(plan.trials),
+            # The next trial reuses a finished trial's actor (Tune's function trainable resets
+            # in place) instead of a new process importing torch: measured here, 8 one-CPU
+            # trials on 2 CPUs went from 9.5 s to 0.3 s of idle slot per trial.
+            reuse_actors=True,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),

@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 OVAT := $(BIN)/ovat
 
 ABLATION ?= bottleneck
+PRESET ?=
 SEEDS ?=
 RESUME ?=
 FIRST_SEED ?=
@@ -32,11 +33,11 @@ TRIALS ?= 50
 CPUS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare sweep rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
+	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= PRESET= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
 	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=3"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
@@ -47,11 +48,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, DATASET, ROOT, RES, SET; RESUME=1)
-	$(OVAT) sweep $(ABLATION) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume $(RESUME)) \
-		$(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
-		$(foreach s,$(SET),--set $(s))
+# What decides a sweep's trials: the same for `make plan` and `make sweep`.
+PLAN_OPTIONS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) \
+	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PRESET),--preset $(PRESET)) \
+	$(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
+	$(foreach s,$(SET),--set $(s))
+
+plan: setup ## print the trials `make sweep` would run (same variables); starts nothing
+	$(OVAT) plan $(ABLATION) $(PLAN_OPTIONS)
+
+sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, PRESET, DATASET, ROOT, RES, SET; RESUME=1)
+	$(OVAT) sweep $(ABLATION) $(PLAN_OPTIONS) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume $(RESUME))
 
 prepare: setup ## decode DATASET under ROOT once into Parquet shards at RES px, in parallel on Ray (PROTOCOL)
 	$(OVAT) prepare $(or $(DATASET),sample) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
@@ -114,6 +121,10 @@ lint: setup ## ruff check and format check
 
 format: setup ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+server: setup ## an MLflow tracking server over ./mlflow.db on http://127.0.0.1:$(PORT) (for MLFLOW_TRACKING_URI=http://...)
+	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
+		--host 127.0.0.1 --port $(PORT)
 
 ui: setup ## the MLflow UI (the leaderboard) on http://127.0.0.1:$(PORT)
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $(PORT)

@@ -25,7 +25,7 @@ import torch
 from data.config import DataConfig
 from models.autoencoder import Autoencoder
 from models.config import ModelConfig
-from trainers.fastpath import PLAIN, FastPath, prepare, resolve
+from trainers.fastpath import PLAIN, FastPath, convert, resolve
 from trainers.flops import train_flops_per_image
 from trainers.steps import resident, to_device, train_step
 
@@ -46,7 +46,7 @@ def trainer(fast: FastPath, resolution: int, batch: int, device: torch.device):
     """A real training step of the reference model on resident uint8 data, as a closure that
     returns (the step's loss on device, seconds spent gathering its batch)."""
     data = DataConfig(resolution=resolution)
-    model = prepare(Autoencoder(ModelConfig()).to(device), fast)
+    model = convert(Autoencoder(ModelConfig()).to(device), fast)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     images = synthetic_images(batch * 4, resolution, device)
     generator = torch.Generator().manual_seed(0)

@@ -37,8 +37,7 @@ class TrialTimes:
 
 
 def trial_times(sweep_id: str) -> list[TrialTimes]:
-    t = tracking.TAG
-    runs = tracking.search_runs({f"{t}sweep_id": sweep_id, f"{t}role": "trial"})
+    runs = tracking.sweep_runs(sweep_id)
     client = tracking.client()
 
     def last_result(run) -> float:
@@ -121,7 +120,7 @@ def fixed_cost_row(times: list[TrialTimes], default_train_s: float) -> Row:
 def load_ablation(trials: int) -> ablations.Ablation:
     """One value, `trials` seeds: every trial is the same tiny job."""
     raw = {"vary": {"model.bottleneck": ["identity"]}, "baseline": "identity", "seeds": trials}
-    return ablations.parse("load", raw, ablations.ABLATIONS_DIR / "load.yaml")
+    return ablations.Ablation.from_dict("load", raw)
 
 
 def default_train_seconds() -> float:
@@ -141,15 +140,15 @@ def run_load(trials: int, cpus_per_worker: float) -> tuple[list[Row], int]:
     """Run the sweep and measure it; returns the rows and how many trials the table counted."""
     import ray
 
-    from sweeps.runner import concurrency, ensure_ray, run_sweep
+    from sweeps.runner import concurrency, ensure_ray, run_plan
 
     overrides = TINY | {"resources.cpus_per_worker": cpus_per_worker}
-    ablation = load_ablation(trials)
+    plan = ablations.plan(load_ablation(trials), overrides)
     ensure_ray()
-    slots = concurrency(ablations.expand(ablation, overrides, trials, 0))
-    report = run_sweep(ablation, overrides)
-    counted = sum(row.n for row in report.ranking)
-    times = trial_times(report.sweep_id)
+    slots = concurrency(plan.trials)
+    published = run_plan(plan)
+    counted = sum(row.n for row in published.ranking)
+    times = trial_times(published.sweep_id)
     ray.shutdown()
     rows = scheduling_rows(times, slots) + [fixed_cost_row(times, default_train_seconds())]
     return rows, counted

@@ -81,13 +81,12 @@ def batch_wait_share(overrides: dict, steps: int = 40) -> tuple[float, float]:
 
 def sweep_histories(overrides: dict, seeds: int = 1) -> list[dict[str, list[float]]]:
     """Run a one-value sweep of `seeds` trials; each trial's per-epoch metric histories."""
-    from sweeps.runner import run_sweep
+    from sweeps.runner import run_plan
 
     raw = {"vary": {"model.bottleneck": ["vq"]}, "baseline": "vq", "seeds": seeds}
-    ablation = ablations.parse("bench", raw, ablations.ABLATIONS_DIR / "bench.yaml")
-    report = run_sweep(ablation, overrides)
-    t = tracking.TAG
-    runs = tracking.search_runs({f"{t}sweep_id": report.sweep_id, f"{t}role": "trial"})
+    ablation = ablations.Ablation.from_dict("bench", raw)
+    published = run_plan(ablations.plan(ablation, overrides))
+    runs = tracking.sweep_runs(published.sweep_id)
     client = tracking.client()
     histories = []
     for run in runs:

@@ -26,12 +26,17 @@ import numpy as np
 
 from data.decode import DECODERS, Decoded
 from data.layouts import LayoutError, Listing
-from data.shards import MANIFEST, SHARD_BYTES, SplitArrays, read_manifest, write_split
-from data.splits import Splitter
+from data.shards import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SHARD_BYTES,
+    SplitArrays,
+    read_manifest,
+    write_split,
+)
+from data.splits import SPLITS, Splitter
 
 CHUNK_FILES = 256  # files per decode task: about a second of work, enough to amortise a task
-TRAINING_SPLITS = ("train", "val", "test")
-FORMAT_VERSION = 2  # 2: parts, protocol and skipped files in the manifest
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,7 @@ class Progress:
 
 def merge(results: list[Decoded]) -> dict[str, SplitArrays]:
     merged = {}
-    for split in TRAINING_SPLITS:
+    for split in SPLITS:
         pieces = [r.rows[split] for r in results if split in r.rows and len(r.rows[split].images)]
         if pieces:
             merged[split] = SplitArrays(
@@ -202,7 +207,7 @@ def staged(folder: Path, plan: dict) -> Path:
 
 
 def assemble(staging: Path, parts: list[Part]) -> tuple[dict, list[dict], int]:
-    splits = {s: {"count": 0, "shards": []} for s in TRAINING_SPLITS}
+    splits = {s: {"count": 0, "shards": []} for s in SPLITS}
     skipped, seen = [], 0
     for part in parts:
         record = json.loads((staging / f"part-{part.name}.json").read_text())
@@ -244,7 +249,7 @@ def prepare_listing(listing: Listing, folder: Path, settings: dict, side: int = 
         listed = sum(len(split.paths) for split in listing.splits.values())
         if listing.decoder == "files" and seen != listed:  # each file in exactly one task
             raise RuntimeError(f"prepared {seen} source images of {listed} listed in {staging}")
-        empty = [s for s in ("train", "val", "test") if not splits[s]["count"]]
+        empty = [s for s in SPLITS if not splits[s]["count"]]
         if empty:
             raise LayoutError(
                 f"no usable images for split {empty[0]} in {listing.root} "

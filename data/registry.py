@@ -20,7 +20,6 @@ BUILT: dict[str, Builder] = {
     "sample": lambda cfg: sample.build(cfg.resolution),
 }
 DATASETS: tuple[str, ...] = (*BUILT, *LAYOUTS)
-SPLITS = ("train", "val", "test")
 
 
 class UnknownDataset(ValueError):

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 SHARD_BYTES = 256 * 2**20  # ~256 MiB per shard: large enough to stream, small enough to retry
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: parts, protocol and skipped files in a layout's manifest
 
 
 @dataclass(frozen=True)

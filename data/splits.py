@@ -12,6 +12,7 @@ independent of which other files exist, and never puts one image in two splits.
 import hashlib
 from dataclasses import dataclass
 
+SPLITS = ("train", "val", "test")  # the training splits, in this order everywhere
 PROTOCOLS = ("holdout", "official")
 VAL_SHARE = 0.2  # holdout: share of official train that becomes val
 TEST_SHARE = 0.1  # official without a test split: share of train that becomes test

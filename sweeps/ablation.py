@@ -1,8 +1,9 @@
-"""Ablation files: a base experiment plus the settings that vary, expanded one change at a time.
+"""Ablation files: a base experiment plus the settings that vary, planned one change at a time.
 
 ```yaml
 description: what the ablation asks
-base: {train.epochs: 2}            # dotted keys (or nested mappings) over the defaults
+preset: tiny                         # optional: a named config under the base (trainers.presets)
+base: {train.epochs: 2}              # dotted keys (or nested mappings) over the defaults
 vary: {model.bottleneck: [vq, ffn]}  # one or more settings and their values
 baseline: vq                         # the value the others are compared with
 seeds: 1                             # seeds 0..n-1 per value, unless SEEDS= says otherwise
@@ -12,50 +13,90 @@ A file with `probe: {repeats: 3, deterministic: true}` instead of `vary` is a pl
 its base config (see `sweeps/probe.py`): no source run needed.
 
 Several varied settings still give OVAT trials, never the grid: the base once, then each
-setting's other values one at a time.
+setting's other values one at a time. Values are compared after parsing with their setting's
+type (`3e-4` is the float 0.0003): a value equal to the base is the base, and a value listed
+twice is an error.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from trainers.config import ConfigError, ExperimentConfig
+from sweeps.plan import SweepPlan, Trial
+from trainers.config import ConfigError, ExperimentConfig, parse_key
+from trainers.presets import preset_overrides
 
 ABLATIONS_DIR = Path(__file__).parent / "ablations"
-KEYS = {"description", "base", "vary", "baseline", "seeds", "probe"}
+KEYS = {"description", "preset", "base", "vary", "baseline", "seeds", "probe"}
 PROBE_KEYS = {"repeats", "deterministic"}
+BASE_LABEL = "base"  # the label of the unchanged base when several settings vary
 
 
 class AblationError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ablation:
     name: str
-    description: str
-    base: dict[str, Any]
-    vary: dict[str, list]
-    baseline: str
-    seeds: int
+    source: str  # the file it came from, or "<name> (in code)": every error names it
+    description: str = ""
+    preset: str = "default"
+    base: dict[str, Any] = field(default_factory=dict)
+    vary: dict[str, list] = field(default_factory=dict)
+    baseline: str = ""
+    seeds: int = 1
     probe: dict[str, Any] | None = None  # a placement probe of the base config instead of vary
 
+    @classmethod
+    def from_dict(cls, name: str, raw: Any, source: str = "") -> "Ablation":
+        """Check an ablation given as a mapping (a file's contents, or built in code)."""
+        source = source or f"{name} (in code)"
+        if not isinstance(raw, dict):
+            raise AblationError(f"{source}: needs a mapping with keys {', '.join(sorted(KEYS))}")
+        extra = sorted(set(raw) - KEYS)
+        if extra:
+            raise AblationError(
+                f"{source}: unknown key {extra[0]!r}; valid: {', '.join(sorted(KEYS))}"
+            )
+        seeds = raw.get("seeds", 1)
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise AblationError(f"{source}: seeds must be an integer >= 1, got {seeds!r}")
+        ablation = cls(
+            name=name,
+            source=source,
+            description=str(raw.get("description", "")),
+            preset=str(raw.get("preset", "default")),
+            base=flatten(raw.get("base") or {}),
+            vary=raw.get("vary") or {},
+            baseline=str(raw.get("baseline", "")),
+            seeds=seeds,
+            probe=raw.get("probe"),
+        )
+        return ablation.checked("vary" in raw)
 
-@dataclass(frozen=True)
-class TrialSpec:
-    """One trial: the value label it is ranked under, its seed and its full flat config."""
-
-    value: str
-    seed: int
-    config: dict[str, Any]
-    repeat: int = 0  # the probe reruns one (value, seed) several times
-    node: str = ""  # a node id to pin the trial's workers to (the probe spreads reruns)
-
-    @property
-    def key(self) -> str:
-        return f"{self.value}/s{self.seed}" + (f"/r{self.repeat}" if self.repeat else "")
+    def checked(self, has_vary: bool) -> "Ablation":
+        if self.probe is not None:
+            if not isinstance(self.probe, dict) or has_vary:
+                raise AblationError(
+                    f"{self.source}: 'probe' is a mapping of {', '.join(sorted(PROBE_KEYS))}, "
+                    "and takes the place of 'vary'"
+                )
+            extra = sorted(set(self.probe) - PROBE_KEYS)
+            if extra:
+                raise AblationError(
+                    f"{self.source}: unknown probe key {extra[0]!r}; "
+                    f"valid: {', '.join(sorted(PROBE_KEYS))}"
+                )
+        elif not isinstance(self.vary, dict) or not self.vary:
+            raise AblationError(f"{self.source}: needs a 'vary' mapping of setting -> values")
+        for key, values in self.vary.items():
+            if not isinstance(values, list) or not values:
+                raise AblationError(f"{self.source}: vary.{key} must be a non-empty list")
+        plan(self)  # every value parses, none repeats, the baseline is a planned value
+        return self
 
 
 def available() -> list[str]:
@@ -83,10 +124,11 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
 
 def load(name: str) -> Ablation:
     """A name in sweeps/ablations/, or the path of a .yaml file anywhere (its stem names it)."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else ABLATIONS_DIR / f"{name}.yaml"
-    if name.endswith((".yaml", ".yml")) and not path.is_file():
-        raise AblationError(f"no ablation file {name}")
+    is_path = name.endswith((".yaml", ".yml"))
+    path = Path(name) if is_path else ABLATIONS_DIR / f"{name}.yaml"
     if not path.is_file():
+        if is_path:
+            raise AblationError(f"no ablation file {name}")
         raise AblationError(f"unknown ablation {name!r}; valid: {', '.join(available())}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -94,104 +136,114 @@ def load(name: str) -> Ablation:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise AblationError(f"{path}{where}: malformed YAML: {getattr(error, 'problem', error)}")
-    return parse(path.stem, raw, path)
+    return Ablation.from_dict(path.stem, raw, str(path))
 
 
-def parse(name: str, raw: dict, path: Path) -> Ablation:
-    if not isinstance(raw, dict):
-        raise AblationError(f"{path}: needs a mapping with keys {', '.join(sorted(KEYS))}")
-    extra = sorted(set(raw) - KEYS)
-    if extra:
-        raise AblationError(f"{path}: unknown key {extra[0]!r}; valid: {', '.join(sorted(KEYS))}")
-    if "probe" in raw:
-        return parse_probe(name, raw, path)
-    if not isinstance(raw.get("vary"), dict) or not raw["vary"]:
-        raise AblationError(f"{path}: needs a 'vary' mapping of setting -> list of values")
-    base, vary = flatten(raw.get("base") or {}), raw["vary"]
-    for key, values in vary.items():
-        if not isinstance(values, list) or not values:
-            raise AblationError(f"{path}: vary.{key} must be a non-empty list of values")
-    ablation = Ablation(
-        name,
-        str(raw.get("description", "")),
-        base,
-        vary,
-        str(raw.get("baseline", "")),
-        int(raw.get("seeds", 1)),
-    )
-    labels = [label for label, _ in value_configs_or_error(ablation, path)]
-    if ablation.baseline and baseline_label(ablation) not in labels:
-        raise AblationError(
-            f"{path}: baseline {ablation.baseline!r} is not a varied value; "
-            f"valid: {', '.join(labels)}"
-        )
-    return ablation
-
-
-def parse_probe(name: str, raw: dict, path: Path) -> Ablation:
-    probe = raw["probe"]
-    if not isinstance(probe, dict) or "vary" in raw:
-        raise AblationError(
-            f"{path}: 'probe' is a mapping of {', '.join(sorted(PROBE_KEYS))}, "
-            "and takes the place of 'vary'"
-        )
-    extra = sorted(set(probe) - PROBE_KEYS)
-    if extra:
-        raise AblationError(
-            f"{path}: unknown probe key {extra[0]!r}; valid: {', '.join(sorted(PROBE_KEYS))}"
-        )
-    ablation = Ablation(
-        name, str(raw.get("description", "")), flatten(raw.get("base") or {}), {}, "", 1, probe
-    )
+def base_config(
+    ablation: Ablation, overrides: dict[str, Any] | None = None, preset: str = ""
+) -> ExperimentConfig:
+    """Defaults, then the preset (PRESET= replaces the file's), the file's base, the overrides.
+    An error in the file names the file; one on the command line does not."""
+    chosen = preset_overrides(preset) if preset else {}  # PRESET=: the user's error
     try:
-        base_config(ablation, {})
+        if not preset:
+            chosen = preset_overrides(ablation.preset)
+        from_file = ExperimentConfig().with_overrides({**chosen, **ablation.base})
     except ConfigError as error:
-        raise AblationError(f"{path}: {error}") from None
-    return ablation
+        raise AblationError(f"{ablation.source}: {error}") from None
+    return from_file.with_overrides(overrides or {})
 
 
-def value_configs_or_error(ablation: Ablation, path: Path) -> list[tuple[str, ExperimentConfig]]:
+def parsed_values(ablation: Ablation, key: str) -> list[Any]:
+    """The values of one varied setting, parsed; a value listed twice is an error."""
     try:
-        return value_configs(ablation, {})
+        values = [parse_key(key, v) for v in ablation.vary[key]]
     except ConfigError as error:
-        raise AblationError(f"{path}: {error}") from None
+        raise AblationError(f"{ablation.source}: vary: {error}") from None
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise AblationError(
+                f"{ablation.source}: vary.{key} lists {ablation.vary[key][i]!r} twice "
+                f"(as {value!r}); each value is one trial"
+            )
+    return values
 
 
-def base_config(ablation: Ablation, overrides: dict[str, Any]) -> ExperimentConfig:
-    return ExperimentConfig().with_overrides({**ablation.base, **overrides})
+def value_configs(ablation: Ablation, base: ExperimentConfig) -> list[tuple[str, str, Any]]:
+    """(label, setting, config) per planned value, one change at a time."""
+    try:
+        if len(ablation.vary) == 1:
+            [key] = ablation.vary
+            return [
+                (str(text), f"{key}={text}", base.with_overrides({key: value}))
+                for text, value in zip(ablation.vary[key], parsed_values(ablation, key))
+            ]
+        changes = [
+            (f"{key}={text}", base.with_overrides({key: value}))
+            for key in ablation.vary
+            for text, value in zip(ablation.vary[key], parsed_values(ablation, key))
+            if value != base.get(key)  # equal to the base's value: that trial is the base
+        ]
+    except ConfigError as error:
+        raise AblationError(f"{ablation.source}: {error}") from None
+    return [(BASE_LABEL, "", base)] + [(label, label, cfg) for label, cfg in changes]
 
 
-def value_configs(
-    ablation: Ablation, overrides: dict[str, Any]
-) -> list[tuple[str, ExperimentConfig]]:
-    """(label, config) per varied value, OVAT; one setting: its values are the labels."""
-    base = base_config(ablation, overrides)
-    if len(ablation.vary) == 1:
-        [(key, values)] = ablation.vary.items()
-        return [(str(v), base.with_overrides({key: v})) for v in values]
-    flat = base.to_flat()
-    changes = [
-        (key, v)
-        for key, values in ablation.vary.items()
-        for v in values
-        if str(v) != str(flat[key])
-    ]
-    return [("base", base)] + [(f"{k}={v}", base.with_overrides({k: v})) for k, v in changes]
+def resolve_baseline(ablation: Ablation, base: ExperimentConfig, labels: list[str]) -> str:
+    """The label the ranking compares with: the file's `baseline`, matched after parsing, or
+    `base` when several settings vary and none is named. Never silently another one."""
+    wanted = ablation.baseline
+    if not wanted:
+        return BASE_LABEL if len(ablation.vary) > 1 else ""
+    if wanted in labels:
+        return wanted
+    matches = set()
+    for key in ablation.vary:
+        try:
+            value = parse_key(key, wanted)
+        except ConfigError:
+            continue
+        if len(ablation.vary) > 1 and value == base.get(key):
+            matches.add(BASE_LABEL)
+        for text, parsed in zip(ablation.vary[key], parsed_values(ablation, key)):
+            if parsed == value:
+                label = str(text) if len(ablation.vary) == 1 else f"{key}={text}"
+                matches.add(label if label in labels else BASE_LABEL)
+    if len(matches) == 1:
+        return matches.pop()
+    why = "names several planned values" if matches else "is not a planned value"
+    raise AblationError(f"{ablation.source}: baseline {wanted!r} {why}; valid: {', '.join(labels)}")
 
 
-def expand(
-    ablation: Ablation, overrides: dict[str, Any], seeds: int, first_seed: int = 0
-) -> list[TrialSpec]:
-    """Every (value, seed) trial; seeds first_seed..first_seed+seeds-1 set train.seed.
-
-    A later rerun with new seeds (FIRST_SEED=3) can then be pooled with the first sweep.
-    """
-    return [
-        TrialSpec(label, seed, cfg.with_overrides({"train.seed": seed}).to_flat())
-        for label, cfg in value_configs(ablation, overrides)
+def plan(
+    ablation: Ablation,
+    overrides: dict[str, Any] | None = None,
+    seeds: int | None = None,
+    first_seed: int = 0,
+    preset: str = "",
+) -> SweepPlan:
+    """Every (value, seed) trial of the ablation, seeds first_seed.. setting train.seed, so a
+    later rerun with new seeds (FIRST_SEED=3) can be pooled with the first sweep."""
+    base = base_config(ablation, overrides, preset)
+    seeds = seeds or ablation.seeds
+    values = value_configs(ablation, base) if ablation.vary else [(BASE_LABEL, "", base)]
+    trials = tuple(
+        Trial(
+            value=label,
+            seed=seed,
+            setting=setting,
+            config=cfg.with_overrides({"train.seed": seed}),
+        )
+        for label, setting, cfg in values
         for seed in range(first_seed, first_seed + seeds)
-    ]
-
-
-def baseline_label(ablation: Ablation) -> str:
-    return ablation.baseline if len(ablation.vary) == 1 else "base"
+    )
+    labels = [label for label, _, _ in values]
+    return SweepPlan(
+        name=ablation.name,
+        trials=trials,
+        base=base,
+        vary=",".join(ablation.vary),
+        baseline=resolve_baseline(ablation, base, labels) if ablation.vary else "",
+        experiment=f"ovat-{ablation.name}",
+        seeds=seeds,
+    )

@@ -9,11 +9,14 @@ from data.config import DataConfig
 from data.layouts import LAYOUTS, check_root
 from data.registry import DATASETS, UnknownDataset
 from data.shards import read_manifest
+from data.splits import SPLITS
 from models.bottlenecks import BOTTLENECKS
 from sweeps import ablation as ablations
 from sweeps.errors import SweepInterrupted
+from sweeps.plan import SweepPlan
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import StorageError, check_writable, data_dir, results_dir
+from trainers.presets import PRESETS
 from trainers.tracking import TrackingUnavailable, check_reachable
 
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -48,7 +51,8 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return overrides
 
 
-def count(name: str, text: str | None, default: int, minimum: int) -> int:
+def int_option(name: str, text: str | None, default: int, minimum: int) -> int:
+    """An integer option (SEEDS=, REPEATS=, ...) given as text, or its default."""
     if text in (None, ""):
         return default
     try:
@@ -80,11 +84,43 @@ def sweep_overrides(args: argparse.Namespace) -> dict[str, str]:
     return overrides
 
 
+def build_plan(ablation: ablations.Ablation, args: argparse.Namespace) -> SweepPlan:
+    """The one plan of this command: every trial with its parsed config, checked before Ray."""
+    seeds = int_option("SEEDS", args.seeds, ablation.seeds, minimum=1)
+    first_seed = int_option("FIRST_SEED", args.first_seed, 0, minimum=0)
+    overrides = sweep_overrides(args)
+    return ablations.plan(ablation, overrides, seeds, first_seed, args.preset or "")
+
+
+def describe_plan(ablation: ablations.Ablation, plan: SweepPlan) -> str:
+    """What `make plan` prints: the base's settings, the trials, and the summary line last."""
+    changed = plan.base.changes_from(ExperimentConfig())
+    settings = " ".join(f"{k}={v}" for k, v in changed.items()) or "the defaults"
+    lines = [
+        f"ovat: plan of {ablation.name} ({ablation.source})"
+        + (f": {ablation.description.strip()}" if ablation.description.strip() else ""),
+        f"ovat: base: {settings}",
+        f"ovat: baseline: {plan.baseline or 'none'}",
+    ]
+    width = max(len(v) for v in plan.values)
+    by_value = {value: [t for t in plan.trials if t.value == value] for value in plan.values}
+    for value, trials in by_value.items():
+        seeds = ",".join(str(t.seed) for t in trials)
+        setting = trials[0].setting or "(the base)"
+        lines.append(f"  {value:<{width}}  {setting}  seeds {seeds}")
+    return "\n".join([*lines, plan.summary()])
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    """`make plan`: the trials a sweep would run; starts nothing."""
+    ablation = ablations.load(args.ablation)
+    print(describe_plan(ablation, build_plan(ablation, args)))
+
+
 def cmd_sweep(args: argparse.Namespace) -> None:
     ablation = ablations.load(args.ablation)
-    overrides = sweep_overrides(args)
     if ablation.probe is not None:
-        return sweep_probe(ablation, overrides, args)
+        return sweep_probe(ablation, sweep_overrides(args), args)
     if args.resume:
         return resume(ablation.name, args)
     if args.repeats:
@@ -92,20 +128,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             f"REPEATS={args.repeats} applies to probe ablations only "
             f"({', '.join(ablations.probe_files())}); use SEEDS= for {args.ablation}"
         )
-    seeds = count("SEEDS", args.seeds, ablation.seeds, minimum=1)
-    first_seed = count("FIRST_SEED", args.first_seed, 0, minimum=0)
-    trials = ablations.expand(ablation, overrides, seeds, first_seed)  # all checked before Ray
-    preflight([ExperimentConfig.from_flat(t.config).data for t in trials])
-    print(
-        f"ovat: {args.ablation}: {len(trials)} trials "
-        f"({len(trials) // seeds} values x {seeds} seeds)",
-        flush=True,
-    )
-    from sweeps.runner import run_sweep  # imports Ray: only once the input is known good
+    plan = build_plan(ablation, args)
+    preflight([t.config.data for t in plan.trials])
+    print(describe_plan(ablation, plan), flush=True)
+    from sweeps.runner import run_plan  # imports Ray: only once the input is known good
 
-    outcome = run_sweep(ablation, overrides, seeds, first_seed, verbose=args.verbose)
-    print(outcome.markdown)
-    print(f"ovat: wrote {outcome.paths['markdown']} and {outcome.paths['parquet']}")
+    published = run_plan(plan, verbose=args.verbose)
+    print(published.markdown)
+    print(f"ovat: wrote {published.paths['markdown']} and {published.paths['parquet']}")
 
 
 def resume(name: str, args: argparse.Namespace) -> None:
@@ -122,6 +152,7 @@ def resume(name: str, args: argparse.Namespace) -> None:
             "resolution",
             "set",
             "repeats",
+            "preset",
         )
         if getattr(args, f)
     ]
@@ -136,26 +167,27 @@ def resume(name: str, args: argparse.Namespace) -> None:
     started_as = load_plan(sweep_id).name
     if started_as != name:
         raise ConfigError(f"sweep {sweep_id} is of ablation {started_as!r}, not {name!r}")
-    outcome = resume_sweep(sweep_id, verbose=args.verbose)
-    print(outcome.markdown)
-    print(f"ovat: wrote {outcome.paths['markdown']} and {outcome.paths['parquet']}")
+    published = resume_sweep(sweep_id, verbose=args.verbose)
+    print(published.markdown)
+    print(f"ovat: wrote {published.paths['markdown']} and {published.paths['parquet']}")
 
 
 def sweep_probe(ablation: ablations.Ablation, overrides: dict, args: argparse.Namespace) -> None:
     """`make sweep ABLATION=placement`: the probe of the file's base config (REPEATS, FIRST_SEED)."""
-    repeats = count("REPEATS", args.repeats, int(ablation.probe.get("repeats", 3)), minimum=2)
-    first_seed = count("FIRST_SEED", args.first_seed, -1, minimum=0)
-    base = ablations.base_config(ablation, overrides)  # overrides checked before Ray
+    default = int(ablation.probe.get("repeats", 3))
+    repeats = int_option("REPEATS", args.repeats, default, minimum=2)
+    first_seed = int_option("FIRST_SEED", args.first_seed, -1, minimum=0)
+    base = ablations.base_config(ablation, overrides, args.preset or "")  # checked before Ray
     preflight([base.data])
     print(f"ovat: {args.ablation}: a placement probe, {repeats} repeats per group", flush=True)
     from sweeps.probe import probe_ablation
 
     seed = None if first_seed < 0 else first_seed
-    print(probe_ablation(ablation, overrides, repeats, seed, verbose=args.verbose))
+    print(probe_ablation(ablation, base, repeats, seed, verbose=args.verbose))
 
 
 def cmd_rank(args: argparse.Namespace) -> None:
-    from sweeps.report import rebuild
+    from sweeps.publish import rebuild
 
     print(rebuild(args.sweep))
 
@@ -200,7 +232,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 def cmd_probe(args: argparse.Namespace) -> None:
     from sweeps.probe import run_probe
 
-    repeats = count("REPEATS", args.repeats, 3, minimum=2)
+    repeats = int_option("REPEATS", args.repeats, 3, minimum=2)
     preflight()
     print(run_probe(args.run, repeats, args.deterministic, verbose=args.verbose))
 
@@ -222,7 +254,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
             ensure_ray()
     folder = prepare(cfg.data, data_dir())
     manifest = read_manifest(folder)
-    splits = ", ".join(f"{s} {manifest['splits'][s]['count']:,}" for s in ("train", "val", "test"))
+    splits = ", ".join(f"{s} {manifest['splits'][s]['count']:,}" for s in SPLITS)
     print(f"ovat: {state}: {folder} ({splits} images at {cfg.data.resolution} px)")
     if manifest.get("protocol_detail"):
         print(f"ovat: splits: {manifest['protocol_detail']}")
@@ -255,30 +287,39 @@ def add_data_options(command: argparse.ArgumentParser, required: bool = False) -
     command.add_argument("--resolution", help="training image side in px (data.resolution)")
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="ovat", description=__doc__)
-    top.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = top.add_subparsers(dest="command", required=True)
-    sweep = sub.add_parser("sweep", help="run one ablation as a Ray Tune sweep")
-    sweep.add_argument("ablation", help="a file name in sweeps/ablations/ (without .yaml)")
-    sweep.add_argument("--seeds", help="seeds 0..n-1 per value (default: the file's)")
-    sweep.add_argument("--first-seed", help="first seed (default 0): new seeds for a rerun")
-    sweep.add_argument("--repeats", help="reruns per group of a probe ablation (placement)")
-    sweep.add_argument(
-        "--resume",
-        help="1: finish the newest unfinished sweep of this ablation; or a sweep id",
-    )
-    sweep.add_argument("--epochs", help="override train.epochs")
-    add_data_options(sweep)
-    sweep.add_argument(
+def add_plan_options(command: argparse.ArgumentParser) -> None:
+    """What decides a sweep's plan: the same options for `sweep` and `plan`."""
+    command.add_argument("ablation", help="a file name in sweeps/ablations/ (without .yaml)")
+    command.add_argument("--seeds", help="seeds 0..n-1 per value (default: the file's)")
+    command.add_argument("--first-seed", help="first seed (default 0): new seeds for a rerun")
+    command.add_argument("--epochs", help="override train.epochs")
+    command.add_argument("--preset", help=f"a named config under the base: {', '.join(PRESETS)}")
+    add_data_options(command)
+    command.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override any config key, e.g. --set train.lr=1e-3",
     )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="ovat", description=__doc__)
+    top.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = top.add_subparsers(dest="command", required=True)
+    sweep = sub.add_parser("sweep", help="run one ablation as a Ray Tune sweep")
+    add_plan_options(sweep)
+    sweep.add_argument("--repeats", help="reruns per group of a probe ablation (placement)")
+    sweep.add_argument(
+        "--resume",
+        help="1: finish the newest unfinished sweep of this ablation; or a sweep id",
+    )
     sweep.add_argument("--verbose", type=int, default=0, help="Ray Tune's own verbosity (0-3)")
     sweep.set_defaults(func=cmd_sweep)
+    planning = sub.add_parser("plan", help="print the trials a sweep would run; start nothing")
+    add_plan_options(planning)
+    planning.set_defaults(func=cmd_plan)
     rank = sub.add_parser("rank", help="rebuild a sweep's ranking table from MLflow")
     rank.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
     rank.set_defaults(func=cmd_rank)

@@ -7,31 +7,27 @@ second one, and a failed trial's run ends FAILED with the reason. Writes go thro
 """
 
 import time
-from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray.tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from sweeps.outbox import Outbox
-from trainers import tracking
-from trainers.steps import STEP_METRICS
+from trainers import keys
 
-SKIP = set(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag", "checkpoint_path"}
-TAG_PREFIXES = ("placement.", tracking.TAG)  # string results under these become run tags
+if TYPE_CHECKING:  # the driver's callbacks read the plan; they never import torch themselves
+    from sweeps.plan import SweepPlan
 
-
-@dataclass(frozen=True)
-class SweepInfo:
-    sweep_id: str
-    ablation: str
-    vary: str  # the varied setting's dotted path (several: comma-joined)
-    experiment: str
-    parent_run_id: str
-    dataset: str
-    tags: dict = field(default_factory=dict)  # extra tags for every trial (the probe's)
-    value_tag: str = ""  # also tag each trial's value under this name (ovat.probe)
+SKIP = set(AUTO_RESULT_KEYS) | {
+    keys.EPOCH,
+    "done",
+    "trial_id",
+    "experiment_tag",
+    "checkpoint_path",
+}
+TAG_PREFIXES = (keys.PLACEMENT, keys.TAG)  # string results under these become run tags
 
 
 def metrics_of(result: dict) -> dict[str, float]:
@@ -57,14 +53,13 @@ class MlflowTrialLogger(ray.tune.Callback):
     """Every write goes through the sweep's `Outbox`, so a tracking outage delays writes
     instead of failing the sweep or losing them."""
 
-    def __init__(self, sweep: SweepInfo, folder: Path):
-        self.sweep = sweep
+    def __init__(self, plan: "SweepPlan", sweep_id: str, parent_run_id: str, folder: Path):
+        self.plan, self.sweep_id, self.parent_run_id = plan, sweep_id, parent_run_id
         self.outbox = Outbox(folder)
         self.opened: set[str] = set()  # Tune trial ids whose run was queued for opening
 
     def key_tags(self, trial) -> dict[str, str]:
-        t = tracking.TAG
-        return {f"{t}sweep_id": self.sweep.sweep_id, f"{t}trial_key": trial.config["trial"]["key"]}
+        return {keys.SWEEP_ID: self.sweep_id, keys.TRIAL_KEY: trial.config["trial"]}
 
     def open(self, trial) -> dict[str, str]:
         """The trial's key tags, after queueing its run's creation (or lookup) once."""
@@ -72,31 +67,30 @@ class MlflowTrialLogger(ray.tune.Callback):
         if trial.trial_id in self.opened:
             return key_tags
         self.opened.add(trial.trial_id)
-        spec = trial.config["trial"]
-        t = tracking.TAG
+        spec = self.plan.trial(trial.config["trial"])
         tags = {
             **key_tags,
-            f"{t}role": "trial",
-            f"{t}ablation": self.sweep.ablation,
-            f"{t}vary": self.sweep.vary,
-            f"{t}value": spec["value"],
-            f"{t}seed": spec["seed"],
-            f"{t}tune_trial_id": trial.trial_id,
-            f"{t}repeat": spec.get("repeat", 0),
-            **self.sweep.tags,
+            keys.ROLE: keys.ROLE_TRIAL,
+            keys.ABLATION: self.plan.name,
+            keys.VARY: self.plan.vary,
+            keys.VALUE: spec.value,
+            keys.SEED: spec.seed,
+            keys.TUNE_TRIAL_ID: trial.trial_id,
+            keys.REPEAT: spec.repeat,
+            **self.plan.tags,
         }
-        if self.sweep.value_tag:
-            tags[self.sweep.value_tag] = spec["value"]
-        name = f"{spec['value']}-{self.sweep.dataset}-s{spec['seed']}"
-        if spec.get("repeat"):
-            name += f"-r{spec['repeat']}"
+        if self.plan.value_tag:
+            tags[self.plan.value_tag] = spec.value
+        name = f"{spec.value}-{self.plan.base.data.dataset}-s{spec.seed}"
+        if spec.repeat:
+            name += f"-r{spec.repeat}"
         self.outbox.open_run(
             key_tags,
-            experiment=self.sweep.experiment,
+            experiment=self.plan.experiment,
             name=name,
             tags=tags,
-            params=spec["config"],
-            parent_id=self.sweep.parent_run_id,
+            params=spec.config.to_flat(),
+            parent_id=self.parent_run_id,
         )
         return key_tags
 
@@ -110,7 +104,9 @@ class MlflowTrialLogger(ray.tune.Callback):
             self.outbox.write("tags", key_tags, tags=tags)
         now = int(time.time() * 1000)
         points = [
-            [n, s, v] for n, series in (result.get(STEP_METRICS) or {}).items() for s, v in series
+            [n, s, v]
+            for n, series in (result.get(keys.STEP_METRICS) or {}).items()
+            for s, v in series
         ]
         if points:
             self.outbox.write("points", key_tags, points=points, timestamp_ms=now)
@@ -118,7 +114,7 @@ class MlflowTrialLogger(ray.tune.Callback):
             "metrics",
             key_tags,
             metrics=metrics_of(result),
-            step=int(result.get("epoch", 0)),
+            step=int(result.get(keys.EPOCH, 0)),
             timestamp_ms=now,
         )
 
@@ -127,7 +123,7 @@ class MlflowTrialLogger(ray.tune.Callback):
         self.outbox.write(
             "complete",
             self.open(trial),
-            diverged=last.get(f"{tracking.TAG}diverged") or "",
+            diverged=last.get(keys.DIVERGED) or "",
             checkpoint=last.get("checkpoint_path") or "",
         )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException, RestException
 
-from trainers import tracking
+from trainers import keys, tracking
 
 OUTBOX_FILE = "outbox.jsonl"  # results/<sweep_id>/outbox.jsonl, present only while writes wait
 REJECTED_FILE = "outbox-rejected.jsonl"  # writes the store refused (a bug, not an outage)
@@ -49,7 +49,7 @@ def complete(run_id: str, diverged: str = "", checkpoint: str = "") -> None:
     if tracking.run_status(run_id) == "FINISHED":
         return
     if diverged:
-        tracking.set_tags(run_id, {f"{tracking.TAG}error": diverged})
+        tracking.set_tags(run_id, {keys.ERROR: diverged})
         tracking.end_run(run_id, failed=True)
         return
     if checkpoint:
@@ -58,7 +58,7 @@ def complete(run_id: str, diverged: str = "", checkpoint: str = "") -> None:
 
 
 def fail(run_id: str, reason: str) -> None:
-    tracking.set_tags(run_id, {f"{tracking.TAG}error": reason})
+    tracking.set_tags(run_id, {keys.ERROR: reason})
     tracking.end_run(run_id, failed=True)
 
 
@@ -145,7 +145,7 @@ class Outbox:
 
     def deliver(self, entry: dict) -> None:
         fields = {k: v for k, v in entry.items() if k not in ("op", "key_tags")}
-        key = entry["key_tags"][f"{tracking.TAG}trial_key"]
+        key = entry["key_tags"][keys.TRIAL_KEY]
         if entry["op"] == "open":
             self.runs[key] = tracking.find_run(entry["key_tags"]) or tracking.start_run(**fields)
             return

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import ray
 
 from sweeps import ablation as ablations
-from sweeps.runner import Plan, ensure_ray, run_plan
-from trainers import tracking
+from sweeps.plan import SweepPlan, Trial
+from sweeps.runner import ensure_ray, run_plan
+from trainers import keys, tracking
 from trainers.config import ConfigError, ExperimentConfig, valid_keys
 from trainers.paths import results_dir
 from trainers.trial import scaling_config
 
-T = tracking.TAG
 SAME, ACROSS, DETERMINISTIC = "same-seed", "across-seed", "same-seed-deterministic"
 
 
@@ -44,20 +44,23 @@ def alive_nodes(need: dict[str, float], nodes: list[dict] | None = None) -> list
 
 def probe_trials(
     cfg: ExperimentConfig, repeats: int, nodes: list[str], deterministic: bool
-) -> list[ablations.TrialSpec]:
+) -> tuple[Trial, ...]:
     """Same seed on node r mod N; other seeds all on the first node (only pinned when N > 1)."""
     spread = (lambda r: nodes[r % len(nodes)]) if len(nodes) > 1 else (lambda r: "")
-    seed, flat = cfg.train.seed, cfg.to_flat()
-    trials = [ablations.TrialSpec(SAME, seed, flat, r, spread(r)) for r in range(repeats)]
+    seed = cfg.train.seed
+    trials = [
+        Trial(value=SAME, seed=seed, config=cfg, repeat=r, node=spread(r)) for r in range(repeats)
+    ]
     for r in range(repeats):
-        other = cfg.with_overrides({"train.seed": seed + 1 + r}).to_flat()
-        trials.append(ablations.TrialSpec(ACROSS, seed + 1 + r, other, 0, spread(0)))
+        other = cfg.with_overrides({"train.seed": seed + 1 + r})
+        trials.append(Trial(value=ACROSS, seed=seed + 1 + r, config=other, node=spread(0)))
     if deterministic:
-        strict = cfg.with_overrides({"train.deterministic": True}).to_flat()
+        strict = cfg.with_overrides({"train.deterministic": True})
         trials += [
-            ablations.TrialSpec(DETERMINISTIC, seed, strict, r, spread(r)) for r in range(repeats)
+            Trial(value=DETERMINISTIC, seed=seed, config=strict, repeat=r, node=spread(r))
+            for r in range(repeats)
         ]
-    return trials
+    return tuple(trials)
 
 
 @dataclass(frozen=True)
@@ -71,15 +74,15 @@ class ProbeRow:
 
 def probe_rows(sweep_id: str) -> list[ProbeRow]:
     rows = []
-    for run in tracking.search_runs({f"{T}sweep_id": sweep_id, f"{T}role": "trial"}):
+    for run in tracking.sweep_runs(sweep_id):
         tags, metrics = run.data.tags, run.data.metrics
         where = tags.get("placement.gpu_uuid") or tags.get("placement.device", "?")
         rows.append(
             ProbeRow(
-                tags.get(f"{T}probe", "?"),
-                metrics.get("test_loss", float("nan")),
-                tags.get(f"{T}weights_hash", ""),
-                metrics.get("train_images_per_s", 0.0),
+                tags.get(keys.PROBE, "?"),
+                metrics.get(keys.TEST_LOSS, float("nan")),
+                tags.get(keys.WEIGHTS_HASH, ""),
+                metrics.get(keys.IMAGES_PER_S, 0.0),
                 f"{tags.get('placement.node_ip', '?')} node {tags.get('placement.node_id', '?')[:8]} "
                 f"{where}",
             )
@@ -143,7 +146,7 @@ def run_probe(ref: str, repeats: int, deterministic: bool = False, verbose: int 
     check_repeats(repeats)
     run = tracking.resolve_run(ref)
     experiment = tracking.client().get_experiment(run.info.experiment_id).name
-    tags = {f"{T}source_run": run.info.run_id, f"{T}source_name": run.info.run_name}
+    tags = {keys.SOURCE_RUN: run.info.run_id, keys.SOURCE_NAME: run.info.run_name}
     return probe_config(
         source_config(run), repeats, deterministic, run.info.run_name, experiment, tags, verbose
     )
@@ -163,28 +166,38 @@ def probe_config(
     ensure_ray()
     need = scaling_config(cfg.resources).resources_per_worker
     trials = probe_trials(cfg, repeats, alive_nodes(need), deterministic)
-    plan = Plan("probe", trials, cfg, "probe", SAME, experiment, tags or {}, f"{T}probe")
-    outcome = run_plan(plan, verbose)
-    text = f"### probe of {title} ({outcome.sweep_id})\n\n" + summarize(
-        probe_rows(outcome.sweep_id)
+    plan = SweepPlan(
+        name="probe",
+        trials=trials,
+        base=cfg,
+        vary="probe",
+        baseline=SAME,
+        experiment=experiment,
+        seeds=repeats,
+        tags=tags or {},
+        value_tag=keys.PROBE,
     )
-    path = results_dir() / outcome.sweep_id / "probe.md"
+    published = run_plan(plan, verbose)
+    text = f"### probe of {title} ({published.sweep_id})\n\n" + summarize(
+        probe_rows(published.sweep_id)
+    )
+    path = results_dir() / published.sweep_id / "probe.md"
     path.write_text(text)
-    parent = tracking.search_runs({f"{T}sweep_id": outcome.sweep_id, f"{T}role": "sweep"})[0]
+    parent = tracking.sweep_runs(published.sweep_id, keys.ROLE_SWEEP)[0]
     tracking.log_artifact(parent.info.run_id, path)
     return text
 
 
 def probe_ablation(
     ablation: ablations.Ablation,
-    overrides: dict,
+    cfg: ExperimentConfig,
     repeats: int | None,
     first_seed: int | None,
     verbose: int = 0,
 ) -> str:
-    """An ablation file with a `probe:` section: probe its base config, no source run needed."""
+    """An ablation file with a `probe:` section: probe its base config `cfg` (the file's base
+    with the command line's overrides), no source run needed."""
     settings = ablation.probe or {}
-    cfg = ablations.base_config(ablation, overrides)
     if first_seed is not None:
         cfg = cfg.with_overrides({"train.seed": first_seed})
     title = f"{ablation.name} ({cfg.model.bottleneck}, seed {cfg.train.seed})"
@@ -194,6 +207,6 @@ def probe_ablation(
         bool(settings.get("deterministic", False)),
         title,
         f"ovat-{ablation.name}",
-        {f"{T}ablation_file": ablation.name},
+        {keys.ABLATION_FILE: ablation.name},
         verbose,
     )

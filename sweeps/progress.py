@@ -4,36 +4,37 @@ import time
 
 import ray.tune
 
+from trainers import keys
+
 
 class TrialProgress(ray.tune.Callback):
-    def __init__(self, total: int):
-        self.total, self.done, self.started = total, 0, time.time()  # wall: survives restore
+    def __init__(self, plan):
+        self.plan = plan
+        self.total, self.done, self.started = len(plan.trials), 0, time.time()
 
     def say(self, trial, text: str) -> None:
-        spec = trial.config["trial"]
+        key = trial.config["trial"]
         elapsed = time.time() - self.started
-        print(f"[{elapsed:6.0f}s {self.done}/{self.total}] {spec['key']:<20} {text}", flush=True)
+        print(f"[{elapsed:6.0f}s {self.done}/{self.total}] {key:<20} {text}", flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.say(trial, "started")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("ovat.diverged"):
-            return self.say(trial, f"FAILED: {result['ovat.diverged']}")
-        epochs = trial.config["trial"]["config"]["train.epochs"]
+        if result.get(keys.DIVERGED):
+            return self.say(trial, f"FAILED: {result[keys.DIVERGED]}")
+        epochs = self.plan.trial(trial.config["trial"]).config.train.epochs
         text = (
-            f"epoch {result.get('epoch')}/{epochs} train {result.get('train_loss', 0):.4f} "
-            f"val {result.get('val_loss', 0):.4f}"
+            f"epoch {result.get(keys.EPOCH)}/{epochs} "
+            f"train {result.get(keys.TRAIN_LOSS, 0):.4f} val {result.get(keys.VAL_LOSS, 0):.4f}"
         )
-        if "test_loss" in result:
-            text += f" test {result['test_loss']:.4f}"
+        if keys.TEST_LOSS in result:
+            text += f" test {result[keys.TEST_LOSS]:.4f}"
         self.say(trial, text)
-        if result.get("ovat.untrained"):
-            self.say(
-                trial, f"WARNING trainable but never got a gradient: {result['ovat.untrained']}"
-            )
-        if result.get("ovat.frozen_changed"):
-            self.say(trial, f"WARNING frozen but changed: {result['ovat.frozen_changed']}")
+        if result.get(keys.UNTRAINED):
+            self.say(trial, f"WARNING trainable but never got a gradient: {result[keys.UNTRAINED]}")
+        if result.get(keys.FROZEN_CHANGED):
+            self.say(trial, f"WARNING frozen but changed: {result[keys.FROZEN_CHANGED]}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1

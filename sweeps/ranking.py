@@ -13,9 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps import stats
-from trainers import tracking
-
-T = tracking.TAG
+from trainers import keys, tracking
 
 
 @dataclass(frozen=True)
@@ -56,22 +54,22 @@ class RankRow:
 
 def trial_rows(sweep_id: str) -> list[TrialRow]:
     rows = []
-    for run in tracking.search_runs({f"{T}sweep_id": sweep_id, f"{T}role": "trial"}):
+    for run in tracking.sweep_runs(sweep_id):
         tags, metrics = run.data.tags, run.data.metrics
         rows.append(
             TrialRow(
-                value=tags.get(f"{T}value", "?"),
-                seed=int(tags.get(f"{T}seed", -1)),
+                value=tags.get(keys.VALUE, "?"),
+                seed=int(tags.get(keys.SEED, -1)),
                 run_name=run.info.run_name,
                 status=run.info.status,
-                test_loss=metrics.get("test_loss", math.nan),
-                params_total=int(metrics.get("params_total", 0)),
-                params_bottleneck=int(metrics.get("params_bottleneck", 0)),
-                fingerprint=tags.get(f"{T}fingerprint", ""),
-                untrained=tags.get(f"{T}untrained", ""),
-                frozen_changed=tags.get(f"{T}frozen_changed", ""),
+                test_loss=metrics.get(keys.TEST_LOSS, math.nan),
+                params_total=int(metrics.get(keys.PARAMS_TOTAL, 0)),
+                params_bottleneck=int(metrics.get(keys.PARAMS_BOTTLENECK, 0)),
+                fingerprint=tags.get(keys.FINGERPRINT, ""),
+                untrained=tags.get(keys.UNTRAINED, ""),
+                frozen_changed=tags.get(keys.FROZEN_CHANGED, ""),
                 run_id=run.info.run_id,
-                error=tags.get(f"{T}error", ""),
+                error=tags.get(keys.ERROR, ""),
             )
         )
     return rows
@@ -194,23 +192,23 @@ def followups(trial_run_ids: dict[str, str]) -> list[FollowUp]:
     names, found = dict(trial_run_ids), []
     for run in tracking.runs_with_source():  # oldest first: sources precede what they feed
         tags, metrics = run.data.tags, run.data.metrics
-        if tags.get(f"{T}source_run") not in names:
+        if tags.get(keys.SOURCE_RUN) not in names:
             continue
         names[run.info.run_id] = run.info.run_name
         note = []
         if "test_loss_before" in metrics:
             note.append(f"test loss before {metrics['test_loss_before']:.4f}")
-        if tags.get(f"{T}trainable"):
-            note.append(f"trained: {tags[f'{T}trainable']}")
-        if tags.get(f"{T}untrained"):
-            note.append(f"never got a gradient: {tags[f'{T}untrained']}")
+        if tags.get(keys.TRAINABLE):
+            note.append(f"trained: {tags[keys.TRAINABLE]}")
+        if tags.get(keys.UNTRAINED):
+            note.append(f"never got a gradient: {tags[keys.UNTRAINED]}")
         found.append(
             FollowUp(
                 run.info.run_name,
-                tags.get(f"{T}role", "?"),
-                names[tags[f"{T}source_run"]],
-                metrics.get("val_loss", math.nan),
-                metrics.get("test_loss", math.nan),
+                tags.get(keys.ROLE, "?"),
+                names[tags[keys.SOURCE_RUN]],
+                metrics.get(keys.VAL_LOSS, math.nan),
+                metrics.get(keys.TEST_LOSS, math.nan),
                 "; ".join(note),
             )
         )

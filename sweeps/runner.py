@@ -1,33 +1,29 @@
-"""The sweep: ablation -> trials -> Ray Tune (one TorchTrainer per trial) -> MLflow -> ranking.
+"""The sweep: a plan -> Ray Tune (one TorchTrainer per trial) -> MLflow -> ranking.
 
-Everything that can fail on user input (ablation, values, overrides, dataset) is checked
-before Ray starts, so a typo costs a second, not a cluster start-up.
+The plan arrives built and checked (`sweeps.ablation.plan`, before Ray starts): a typo costs a
+second, not a cluster start-up, and every trial carries the parsed config it trains with.
 """
 
 import contextlib
-import dataclasses
 import functools
-import json
 import math
 import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import ray
 import ray.tune
 
 from data.registry import prepared_folder
-from sweeps import ablation as ablations
-from sweeps import report
 from sweeps.errors import ResumeError, SweepInterrupted
-from sweeps.mlflow_callback import MlflowTrialLogger, SweepInfo
+from sweeps.mlflow_callback import MlflowTrialLogger
 from sweeps.outbox import Outbox
+from sweeps.plan import SweepPlan, Trial
 from sweeps.progress import TrialProgress
-from trainers import tracking
+from sweeps.publish import Published, publish
+from trainers import keys, tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import load_splits
 from trainers.flops import train_flops_per_image
@@ -58,26 +54,35 @@ def data_key(cfg: ExperimentConfig) -> str:
     return f"{prepared_folder(cfg.data, data_dir()).name}-limit{cfg.data.limit}"
 
 
-def put_datasets(trials: list[ablations.TrialSpec]) -> dict[str, ray.ObjectRef]:
-    """Prepare each distinct data variant once and put it in the object store once per sweep."""
-    refs = {}
-    for spec in trials:
-        cfg = ExperimentConfig.from_flat(spec.config)
+# Counted once per model and data config in the driver, not at every trial's start-up: a count
+# runs a CPU forward and backward at full resolution (0.17 s at 32 px, 0.83 s at 256 px here).
+flops_per_image = functools.cache(train_flops_per_image)
+
+
+def trial_inputs(trials: tuple[Trial, ...]) -> dict[str, dict]:
+    """Per trial key: the trial, its data in the object store (each distinct variant prepared
+    and put once per sweep) and its FLOPs per image."""
+    refs: dict[str, ray.ObjectRef] = {}
+    inputs = {}
+    for trial in trials:
+        cfg = trial.config
         key = data_key(cfg)
         if key not in refs:
             refs[key] = ray.put(load_splits(cfg))
-    return refs
+        inputs[trial.key] = {
+            "trial": trial,
+            "data": refs[key],
+            "flops_per_image": flops_per_image(cfg.model, cfg.data),
+        }
+    return inputs
 
 
-def concurrency(trials: list[ablations.TrialSpec], available: dict | None = None) -> int:
+def concurrency(trials: tuple[Trial, ...], available: dict | None = None) -> int:
     """How many trials fit on the cluster at once (e.g. 0.25 GPU per trial: four per GPU); an
     error naming the shortfall if one never fits. Tune's cap uses the smallest trial's needs:
     a larger trial beyond what fits waits for its workers, holding only its 0.01-CPU driver."""
     available = ray.cluster_resources() if available is None else available
-    needs = {
-        tuple(sorted(trial_resources(ExperimentConfig.from_flat(t.config).resources).items()))
-        for t in trials
-    }
+    needs = {tuple(sorted(trial_resources(t.config.resources).items())) for t in trials}
     fits = []
     for need in needs:
         for resource, amount in need:
@@ -104,87 +109,40 @@ def new_sweep_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What one Tune run executes: a sweep of an ablation, or a probe of one run."""
-
-    name: str  # ablation name, or "probe"
-    trials: list[ablations.TrialSpec]
-    base: ExperimentConfig
-    vary: str
-    baseline: str
-    experiment: str
-    tags: dict[str, str] = field(default_factory=dict)  # added to the sweep and every trial
-    value_tag: str = ""  # a tag that repeats each trial's value (the probe's ovat.probe)
+def plan_path(sweep_id: str) -> Path:
+    return results_dir() / sweep_id / PLAN_FILE
 
 
-def run_sweep(
-    ablation: ablations.Ablation,
-    overrides: dict[str, Any] | None = None,
-    seeds: int | None = None,
-    first_seed: int = 0,
-    verbose: int = 0,
-) -> report.Report:
-    """Run every (value, seed) trial of the ablation and publish its ranking."""
-    trials = ablations.expand(ablation, overrides or {}, seeds or ablation.seeds, first_seed)
-    plan = Plan(
-        ablation.name,
-        trials,
-        ablations.base_config(ablation, overrides or {}),
-        ",".join(ablation.vary),
-        ablations.baseline_label(ablation),
-        f"ovat-{ablation.name}",
-    )
-    return run_plan(plan, verbose)
-
-
-def save_plan(plan: Plan, sweep_id: str) -> Path:
-    path = results_dir() / sweep_id / PLAN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields = dataclasses.asdict(plan) | {"base": plan.base.to_flat()}
-    path.write_text(json.dumps(fields, indent=1))
-    return path
-
-
-def load_plan(sweep_id: str) -> Plan:
-    path = results_dir() / sweep_id / PLAN_FILE
+def load_plan(sweep_id: str) -> SweepPlan:
+    path = plan_path(sweep_id)
     if not path.is_file():
         raise ResumeError(f"cannot resume {sweep_id}: {path} is missing")
-    fields = json.loads(path.read_text())
-    trials = [ablations.TrialSpec(**t) for t in fields.pop("trials")]
-    base = ExperimentConfig.from_flat(fields.pop("base"))
-    return Plan(trials=trials, base=base, **fields)
+    return SweepPlan.load(path)
 
 
-def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
+def tune_storage() -> Path:
+    return results_dir() / "ray"
+
+
+def run_plan(plan: SweepPlan, verbose: int = 0) -> Published:
+    """Run every trial of the plan and publish its ranking."""
     sweep_id = new_sweep_id(plan.name)
-    save_plan(plan, sweep_id)
-    t = tracking.TAG
+    plan.save(plan_path(sweep_id))
     sweep_tags = {
-        f"{t}sweep_id": sweep_id,
-        f"{t}role": "sweep",
-        f"{t}ablation": plan.name,
-        f"{t}vary": plan.vary,
-        f"{t}baseline": plan.baseline,
-        f"{t}trials": len(plan.trials),
+        keys.SWEEP_ID: sweep_id,
+        keys.ROLE: keys.ROLE_SWEEP,
+        keys.ABLATION: plan.name,
+        keys.VARY: plan.vary,
+        keys.BASELINE: plan.baseline,
+        keys.TRIALS: len(plan.trials),
         **plan.tags,
     }
     parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_flat())
     ensure_ray()
-    sweep = SweepInfo(
-        sweep_id,
-        plan.name,
-        plan.vary,
-        plan.experiment,
-        parent,
-        plan.base.data.dataset,
-        plan.tags,
-        plan.value_tag,
-    )
     storage = tune_storage()
     tuner = ray.tune.Tuner(
-        trainable(put_datasets(plan.trials), str(storage / sweep_id)),
-        param_space={"trial": ray.tune.grid_search([trial_payload(t) for t in plan.trials])},
+        trainable(trial_inputs(plan.trials), str(storage / sweep_id)),
+        param_space={"trial": ray.tune.grid_search([t.key for t in plan.trials])},
         tune_config=ray.tune.TuneConfig(
             max_concurrent_trials=concurrency(plan.trials),
             # The next trial reuses a finished trial's actor (Tune's function trainable resets
@@ -198,24 +156,19 @@ def run_plan(plan: Plan, verbose: int = 0) -> report.Report:
             name=sweep_id,
             storage_path=str(storage),
             callbacks=[
-                MlflowTrialLogger(sweep, results_dir() / sweep_id),
-                TrialProgress(len(plan.trials)),
+                MlflowTrialLogger(plan, sweep_id, parent, results_dir() / sweep_id),
+                TrialProgress(plan),
             ],
             verbose=verbose,
         ),
     )
-    return fit(tuner, plan, sweep_id, parent)
+    return run_tuner(tuner, plan, sweep_id, parent)
 
 
-def tune_storage() -> Path:
-    return results_dir() / "ray"
-
-
-def resume_sweep(sweep_id: str, verbose: int = 0) -> report.Report:
+def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
     """Finish an interrupted sweep through `Tuner.restore`: finished trials stay finished,
     unfinished and errored ones continue from their last checkpoints in their own MLflow runs."""
-    t = tracking.TAG
-    parents = tracking.search_runs({f"{t}sweep_id": sweep_id, f"{t}role": "sweep"})
+    parents = tracking.sweep_runs(sweep_id, keys.ROLE_SWEEP)
     if not parents:
         raise ResumeError(f"no sweep {sweep_id!r} in {tracking.tracking_uri()}")
     plan, parent = load_plan(sweep_id), parents[-1]
@@ -223,29 +176,28 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> report.Report:
     path = tune_storage() / sweep_id
     if not ray.tune.Tuner.can_restore(str(path)):
         raise ResumeError(f"cannot resume {sweep_id}: no Tune state under {path}")
-    trials = tracking.search_runs({f"{t}sweep_id": sweep_id, f"{t}role": "trial"})
-    done = frozenset(r.data.tags[f"{t}trial_key"] for r in trials if r.info.status == "FINISHED")
+    trials = tracking.sweep_runs(sweep_id)
+    done = frozenset(r.data.tags[keys.TRIAL_KEY] for r in trials if r.info.status == "FINISHED")
     print(f"ovat: resuming {sweep_id}: {len(done)} of {len(plan.trials)} trials finished")
     ensure_ray()
-    resumed = int(parent.data.tags.get(f"{t}resumed", 0)) + 1
-    tracking.set_tags(parent.info.run_id, {f"{t}resumed": resumed, f"{t}status": "running"})
+    resumed = int(parent.data.tags.get(keys.RESUMED, 0)) + 1
+    tracking.set_tags(parent.info.run_id, {keys.RESUMED: resumed, keys.STATUS: "running"})
     tuner = ray.tune.Tuner.restore(
         str(path),
-        trainable=trainable(put_datasets(plan.trials), str(path), done),
+        trainable=trainable(trial_inputs(plan.trials), str(path), done),
         resume_unfinished=True,
         resume_errored=True,
     )
-    return fit(tuner, plan, sweep_id, parent.info.run_id, verbose)
+    return run_tuner(tuner, plan, sweep_id, parent.info.run_id)
 
 
 def unfinished_sweep(name: str) -> str:
     """The newest sweep of this ablation whose run is not FINISHED (RESUME=1)."""
-    t = tracking.TAG
-    sweeps = tracking.search_runs({f"{t}ablation": name, f"{t}role": "sweep"})
+    sweeps = tracking.search_runs({keys.ABLATION: name, keys.ROLE: keys.ROLE_SWEEP})
     open_ones = [r for r in sweeps if r.info.status != "FINISHED"]
     if not open_ones:
         raise ResumeError(f"no unfinished sweep of {name!r} in {tracking.tracking_uri()}")
-    return open_ones[-1].data.tags[f"{t}sweep_id"]
+    return open_ones[-1].data.tags[keys.SWEEP_ID]
 
 
 @contextlib.contextmanager
@@ -261,7 +213,8 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def fit(tuner, plan: Plan, sweep_id: str, parent: str, verbose: int = 0) -> report.Report:
+def run_tuner(tuner, plan: SweepPlan, sweep_id: str, parent: str) -> Published:
+    """Fit the Tuner; then deliver every queued MLflow write and publish, or say how to resume."""
     with sigterm_as_interrupt():
         results = tuner.fit()
     outbox = Outbox(results_dir() / sweep_id)
@@ -269,8 +222,7 @@ def fit(tuner, plan: Plan, sweep_id: str, parent: str, verbose: int = 0) -> repo
     ended = results.num_terminated + results.num_errors
     if ended < len(plan.trials):
         outbox.flush(force=True)  # best effort: what still waits is on disk for the resume
-        t = tracking.TAG
-        tracking.set_tags(parent, {f"{t}status": "interrupted"})
+        tracking.set_tags(parent, {keys.STATUS: "interrupted"})
         tracking.end_run(parent, status="KILLED")
         raise SweepInterrupted(
             f"sweep {sweep_id} interrupted with {ended} of {len(plan.trials)} trials ended; "
@@ -287,37 +239,13 @@ def fit(tuner, plan: Plan, sweep_id: str, parent: str, verbose: int = 0) -> repo
 
 def trial_name(trial) -> str:
     """Short, stable names ('vq-s0'): no config dump in paths, nothing random for restore."""
-    spec = trial.config["trial"]
-    return spec["key"].replace("/", "-").replace("=", "_")
+    return trial.config["trial"].replace("/", "-").replace("=", "_")
 
 
-# Counted once per model and data config in the driver, not at every trial's start-up: a count
-# runs a CPU forward and backward at full resolution (0.17 s at 32 px, 0.83 s at 256 px here).
-flops_per_image = functools.cache(train_flops_per_image)
-
-
-def trial_payload(spec: ablations.TrialSpec) -> dict:
-    cfg = ExperimentConfig.from_flat(spec.config)
-    return {
-        "value": spec.value,
-        "seed": spec.seed,
-        "key": spec.key,
-        "repeat": spec.repeat,
-        "node": spec.node,
-        "config": spec.config,
-        "data_key": data_key(cfg),
-        "flops_per_image": flops_per_image(cfg.model, cfg.data),
-    }
-
-
-def finish(sweep_id: str, parent_run_id: str, name: str, baseline: str) -> report.Report:
+def finish(sweep_id: str, parent_run_id: str, name: str, baseline: str) -> Published:
     """Publish the ranking; the sweep's run fails when any trial did (errored or diverged)."""
-    trials = tracking.search_runs(
-        {f"{tracking.TAG}sweep_id": sweep_id, f"{tracking.TAG}role": "trial"}
-    )
-    failed = sum(1 for run in trials if run.info.status != "FINISHED")
-    outcome = report.publish([sweep_id], [parent_run_id], name, baseline)
-    t = tracking.TAG
-    tracking.set_tags(parent_run_id, {f"{t}failed_trials": failed, f"{t}status": "ended"})
+    failed = sum(1 for run in tracking.sweep_runs(sweep_id) if run.info.status != "FINISHED")
+    published = publish([sweep_id], [parent_run_id], name, baseline)
+    tracking.set_tags(parent_run_id, {keys.FAILED_TRIALS: failed, keys.STATUS: "ended"})
     tracking.end_run(parent_run_id, failed=failed > 0)
-    return outcome
+    return published

@@ -49,20 +49,26 @@ def ray_session(data_dir):
 SWEEP_EPOCHS = 2
 
 
+def tiny_plan(name: str, raw: dict, overrides: dict | None = None, **plan_options):
+    """The plan of an ablation built in code, on the `tiny` preset (the debug model)."""
+    from sweeps import ablation as ablations
+
+    ablation = ablations.Ablation.from_dict(name, {"preset": "tiny", **raw})
+    return ablations.plan(ablation, overrides, **plan_options)
+
+
 @pytest.fixture(scope="session")
 def pair_sweep(ray_session, tmp_path_factory):
     """One real 2-value x 2-seed sweep (vq, ffn) that several integration tests read: half a CPU
     per trial runs all four at once on 2 CPUs, each logging its loss at every step to SQLite."""
     import mlflow
 
-    from sweeps import ablation as ablations
-    from sweeps.runner import run_sweep
+    from sweeps.runner import run_plan
 
     folder = tmp_path_factory.mktemp("sweep")
-    tiny = {
+    overrides = {
         "train.epochs": SWEEP_EPOCHS,
         "data.limit": 96,
-        "train.batch_size": 32,
         "train.log_every": 1,
         "resources.cpus_per_worker": 0.5,
     }
@@ -71,8 +77,7 @@ def pair_sweep(ray_session, tmp_path_factory):
         patch.setenv("OVAT_RESULTS", str(folder / "results"))
         patch.chdir(folder)
         raw = {"vary": {"model.bottleneck": ["vq", "ffn"]}, "baseline": "vq", "seeds": 2}
-        ablation = ablations.parse("pair", raw, ablations.ABLATIONS_DIR / "pair.yaml")
-        report = run_sweep(ablation, tiny)
+        report = run_plan(tiny_plan("pair", raw, overrides))
         client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
         runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
         yield report, client, runs, folder
@@ -105,3 +110,17 @@ def prepared_tree(ray_session, data_dir, tmp_path_factory):
         code = main(["prepare", "imagefolder", "--root", str(root)])
     assert code == 0, out.getvalue() + err.getvalue()
     return root, out.getvalue(), err.getvalue()
+
+
+def tiny_model(**changes):
+    """The `tiny` preset's model config (the debug model), with `changes` (bottleneck=...)."""
+    from trainers.presets import preset
+
+    return preset("tiny", {f"model.{key}": value for key, value in changes.items()}).model
+
+
+def tiny_config(**overrides):
+    """The `tiny` preset's experiment config with dotted `overrides`."""
+    from trainers.presets import preset
+
+    return preset("tiny", overrides)

@@ -133,34 +133,54 @@ class ExperimentConfig:
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> "ExperimentConfig":
         """Parse dotted keys (values typed or strings); missing keys keep their defaults."""
-        unknown = sorted(set(flat) - set(valid_keys()))
-        if unknown:
-            raise ConfigError(
-                f"unknown config key {unknown[0]!r}; valid: {', '.join(valid_keys())}"
-            )
-        sections = {}
-        for section, section_cls in SECTIONS.items():
-            values = {
-                f.name: parse_value(f"{section}.{f.name}", flat[f"{section}.{f.name}"], f.type)
-                for f in dataclasses.fields(section_cls)
-                if f"{section}.{f.name}" in flat
-            }
-            try:
-                sections[section] = section_cls(**values)
-            except ValueError as error:
-                raise ConfigError(str(error)) from None
-        return cls(**sections)
+        return cls().with_overrides(flat)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "ExperimentConfig":
-        return ExperimentConfig.from_flat({**self.to_flat(), **overrides})
+        """A copy with the given dotted keys replaced; only their values are parsed."""
+        changed: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            changed.setdefault(key.partition(".")[0], {})[key.partition(".")[2]] = parse_key(
+                key, value
+            )
+        try:
+            sections = {
+                section: dataclasses.replace(getattr(self, section), **values)
+                for section, values in changed.items()
+            }
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        return dataclasses.replace(self, **sections)
+
+    def get(self, key: str) -> Any:
+        """The value of one dotted key."""
+        section, _, name = key.partition(".")
+        return getattr(getattr(self, section), name)
+
+    def changes_from(self, other: "ExperimentConfig") -> dict[str, Any]:
+        """The dotted keys whose values differ from `other`'s, with this config's values."""
+        mine, theirs = self.to_flat(), other.to_flat()
+        return {key: value for key, value in mine.items() if theirs[key] != value}
+
+
+def field_types() -> dict[str, Any]:
+    """{'train.lr': float, ...}: the type every dotted key parses to."""
+    return {
+        f"{section}.{f.name}": f.type
+        for section, section_cls in SECTIONS.items()
+        for f in dataclasses.fields(section_cls)
+    }
+
+
+def parse_key(key: str, value: Any) -> Any:
+    """One dotted key's value, parsed to its field's type; an unknown key lists the valid ones."""
+    types_by_key = field_types()
+    if key not in types_by_key:
+        raise ConfigError(f"unknown config key {key!r}; valid: {', '.join(types_by_key)}")
+    return parse_value(key, value, types_by_key[key])
 
 
 def valid_keys() -> list[str]:
-    return [
-        f"{section}.{f.name}"
-        for section, section_cls in SECTIONS.items()
-        for f in dataclasses.fields(section_cls)
-    ]
+    return list(field_types())
 
 
 def _field_type(annotation: Any) -> type:

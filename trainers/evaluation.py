@@ -10,6 +10,7 @@ import torch
 from data.masking import fixed_eval_grid
 from data.registry import prepare
 from data.shards import read_split
+from data.splits import SPLITS
 from models.autoencoder import Autoencoder
 from trainers.config import ExperimentConfig
 from trainers.fastpath import PLAIN, FastPath
@@ -17,7 +18,6 @@ from trainers.paths import data_dir
 from trainers.steps import Sums, evaluate
 
 EVAL_BATCH = 256
-SPLITS = ("train", "val", "test")
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:

@@ -49,7 +49,7 @@ def resolve(precision: str, channels_last: str, compile_: str, device: torch.dev
     )
 
 
-def prepare(model: torch.nn.Module, fast: FastPath) -> torch.nn.Module:
+def convert(model: torch.nn.Module, fast: FastPath) -> torch.nn.Module:
     """Converts the model in place (channels_last) and returns what training should call."""
     if fast.channels_last:
         model.to(memory_format=torch.channels_last)

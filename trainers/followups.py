@@ -11,15 +11,14 @@ from pathlib import Path
 
 import torch
 
+from data.splits import SPLITS
 from models.autoencoder import Autoencoder
-from trainers import audit, checkpoints, fastpath, tracking
+from trainers import audit, checkpoints, fastpath, keys, tracking
 from trainers.config import ConfigError, ExperimentConfig
-from trainers.evaluation import SPLITS, Evaluator, load_splits
+from trainers.evaluation import Evaluator, load_splits
 from trainers.finetune import parse_patterns, select_trainable
 from trainers.steps import seed_everything, train_steps
 from trainers.transplant import transplant
-
-T = tracking.TAG
 
 
 @dataclass
@@ -62,7 +61,7 @@ def score(model: Autoencoder, cfg: ExperimentConfig, splits: list[str]) -> dict[
     arrays, device = load_splits(cfg, splits), device_for(cfg)
     t = cfg.train
     fast = fastpath.resolve(t.precision, t.channels_last, "off", device)  # as the trial evaluated
-    fastpath.prepare(model.to(device), fast)
+    fastpath.convert(model.to(device), fast)
     return {f"{s}_loss": Evaluator(arrays[s], cfg)(model, device, fast)[0] for s in splits}
 
 
@@ -79,13 +78,13 @@ def log_followup(
     """One finished run beside its source, with a checkpoint that later steps can start from."""
     experiment = tracking.client().get_experiment(source.run.info.experiment_id).name
     all_tags = {
-        f"{T}role": kind,
-        f"{T}source_run": source.run.info.run_id,
-        f"{T}source_name": source.name,
+        keys.ROLE: kind,
+        keys.SOURCE_RUN: source.run.info.run_id,
+        keys.SOURCE_NAME: source.name,
         **(tags or {}),
     }
     if model is not None:
-        all_tags[f"{T}fingerprint"] = audit.fingerprint(model)
+        all_tags[keys.FINGERPRINT] = audit.fingerprint(model)
     run_id = tracking.start_run(
         experiment, f"{kind}-{source.name}", all_tags, {**cfg.to_flat(), **params}
     )
@@ -140,7 +139,7 @@ def finetune_run(
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.train.weight_decay)
         batch = min(cfg.train.batch_size, len(images))
-        fit = train_steps(
+        trained = train_steps(
             model,
             optimizer,
             images,
@@ -150,7 +149,7 @@ def finetune_run(
             torch.Generator().manual_seed(seed),
             device_for(cfg),
         )
-        metrics["train_loss"] = fit.mean
+        metrics["train_loss"] = trained.mean
     metrics |= score(model, cfg, ["val", "test"])
     rows = watch.close()
     metrics |= audit.summary(rows)
@@ -162,9 +161,9 @@ def finetune_run(
         "finetune.seed": seed,
     }
     tags = {
-        f"{T}trainable": ",".join(chosen),
-        f"{T}untrained": ",".join(audit.untrained(rows)),
-        f"{T}frozen_changed": ",".join(audit.frozen_changed(rows)),
+        keys.TRAINABLE: ",".join(chosen),
+        keys.UNTRAINED: ",".join(audit.untrained(rows)),
+        keys.FROZEN_CHANGED: ",".join(audit.frozen_changed(rows)),
     }
     files = {"audit.md": audit.to_markdown(rows)}
     run_id = log_followup(source, "finetune", cfg, metrics, params, model, files, tags)

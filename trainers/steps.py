@@ -13,10 +13,6 @@ from data.masking import apply_mask, patch_keep_grid
 from models.autoencoder import Autoencoder
 from trainers.fastpath import PLAIN, FastPath
 
-# The key of a result's per-step series, {"train_loss_step": [[global step, value], ...]}: the
-# sweep's callback logs each point at its own step, so MLflow draws the loss curve per step.
-STEP_METRICS = "step_metrics"
-
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)

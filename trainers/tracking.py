@@ -16,8 +16,9 @@ import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+from trainers import keys
+
 DEFAULT_URI = "sqlite:///mlflow.db"
-TAG = "ovat."  # prefix of every tag ovat sets
 BATCH = 100  # MLflow's log_batch accepts at most 100 params per call
 
 
@@ -41,7 +42,8 @@ def check_reachable(timeout_s: float = 10.0) -> str:
             reason = getattr(error, "reason", error)
             raise TrackingUnavailable(
                 f"MLflow tracking server {uri} is not reachable ({reason}); start it "
-                "(make server) or set MLFLOW_TRACKING_URI"
+                "(`make server` serves ./mlflow.db on 127.0.0.1:5000) or unset "
+                "MLFLOW_TRACKING_URI to use ./mlflow.db directly"
             ) from None
     elif parsed.scheme == "sqlite":
         folder = Path(uri.removeprefix("sqlite:///")).resolve().parent
@@ -158,14 +160,19 @@ def search_runs(tags: dict[str, str]) -> list:
     )
 
 
+def sweep_runs(sweep_id: str, role: str = keys.ROLE_TRIAL) -> list:
+    """A sweep's trial runs (or, with role="sweep", its own run), oldest first."""
+    return search_runs({keys.SWEEP_ID: sweep_id, keys.ROLE: role})
+
+
 def latest_sweep_id() -> str | None:
     runs = client().search_runs(
         _all_experiments(),
-        f"tags.`{TAG}role` = 'sweep'",
+        f"tags.`{keys.ROLE}` = '{keys.ROLE_SWEEP}'",
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )
-    return runs[0].data.tags.get(f"{TAG}sweep_id") if runs else None
+    return runs[0].data.tags.get(keys.SWEEP_ID) if runs else None
 
 
 def resolve_run(ref: str):
@@ -184,7 +191,7 @@ def resolve_run(ref: str):
         return runs[0]
     recent = client().search_runs(
         _all_experiments(),
-        f"tags.`{TAG}role` != 'sweep'",
+        f"tags.`{keys.ROLE}` != '{keys.ROLE_SWEEP}'",
         max_results=5,
         order_by=["attributes.start_time DESC"],
     )
@@ -203,7 +210,7 @@ def runs_with_source() -> list:
     """Every follow-up run (eval, transplant, finetune): those tagged with a source run."""
     return client().search_runs(
         _all_experiments(),
-        f"tags.`{TAG}source_run` LIKE '%'",
+        f"tags.`{keys.SOURCE_RUN}` LIKE '%'",
         max_results=50_000,
         order_by=["attributes.start_time ASC"],
     )

@@ -11,7 +11,7 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from trainers.config import ExperimentConfig, ResourcesConfig
+from trainers.config import ResourcesConfig
 from trainers.loop import train_loop_per_worker
 
 # Tune refuses an empty request and {"CPU": 0} alone; one byte of memory is accepted and leaves
@@ -45,27 +45,28 @@ def trial_resources(resources: ResourcesConfig) -> dict[str, float]:
 
 
 def run_trial(
-    config: dict, data_refs: dict, storage_path: str, skip: frozenset[str] = frozenset()
+    config: dict, inputs: dict[str, dict], storage_path: str, skip: frozenset[str] = frozenset()
 ) -> None:
-    """Tune's function trainable; config["trial"] carries the flat config and the data key.
+    """Tune's function trainable; config["trial"] is a trial key, inputs[key] the plan's
+    `Trial` (with its parsed config), its data in the object store and its FLOPs per image.
 
     `skip`: trial keys whose MLflow runs finished although Tune's snapshot predates it (a resume
     after the driver was killed): they are not trained again."""
-    trial = config["trial"]
-    if trial["key"] in skip:
+    trial = inputs[config["trial"]]["trial"]
+    if trial.key in skip:
         return
     started_at = time.time()  # the workers report their start-up from here (`startup_s`)
-    cfg = ExperimentConfig.from_flat(trial["config"])
+    cfg = trial.config
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
-            "config": trial["config"],
-            "data": data_refs[trial["data_key"]],
+            "config": cfg,
+            "data": inputs[trial.key]["data"],
             "started_at": started_at,
-            "flops_per_image": trial.get("flops_per_image"),  # from the driver (runner.py)
+            "flops_per_image": inputs[trial.key]["flops_per_image"],
         },
-        scaling_config=scaling_config(cfg.resources, trial.get("node", "")),
+        scaling_config=scaling_config(cfg.resources, trial.node),
         run_config=ray.train.RunConfig(
             name=f"train-trial_id={trial_id}",  # no timestamp: restore finds it by name
             storage_path=storage_path,
@@ -77,8 +78,6 @@ def run_trial(
     trainer.fit()
 
 
-def trainable(data_refs: dict, storage_path: str, skip: frozenset[str] = frozenset()):
-    fn = ray.tune.with_parameters(
-        run_trial, data_refs=data_refs, storage_path=storage_path, skip=skip
-    )
+def trainable(inputs: dict[str, dict], storage_path: str, skip: frozenset[str] = frozenset()):
+    fn = ray.tune.with_parameters(run_trial, inputs=inputs, storage_path=storage_path, skip=skip)
     return ray.tune.with_resources(fn, DRIVER_RESOURCES)

@@ -43,24 +43,22 @@ def test_probe_spreads_same_seed_reruns_over_nodes_and_checkpoints_to_shared_sto
 ):
     import mlflow
 
-    from sweeps import ablation as ablations
     from sweeps.probe import run_probe
-    from sweeps.runner import run_sweep
+    from sweeps.runner import run_plan
+    from tests.conftest import tiny_plan
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setenv("OVAT_RESULTS", str(tmp_path / "shared"))
     monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     base = {
-        "train.epochs": 1,
         "data.limit": 96,
-        "train.batch_size": 32,
         "resources.cpus_per_worker": 0.5,
         "resources.gpus_per_worker": 0.5,  # two trials per fake GPU at once
         "resources.gpu_stand_in": "fake_gpu",
     }
     raw = {"base": base, "vary": {"model.bottleneck": ["vq"]}, "baseline": "vq"}
-    run_sweep(ablations.parse("multinode", raw, tmp_path / "multinode.yaml"), {})
+    run_plan(tiny_plan("multinode", raw))
     client = mlflow.tracking.MlflowClient()
     experiments = [e.experiment_id for e in client.search_experiments()]
     [source] = client.search_runs(experiments, "tags.`ovat.role` = 'trial'")

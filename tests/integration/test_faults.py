@@ -12,8 +12,8 @@ import threading
 import mlflow
 import pytest
 
-from sweeps import ablation as ablations
-from sweeps.runner import run_sweep
+from sweeps.runner import run_plan
+from tests.conftest import tiny_plan
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +40,10 @@ def kill_worker_after_first_epoch(uri: str, done: threading.Event, killed: list)
 def faulty_sweep(ray_session, tmp_path_factory):
     folder = tmp_path_factory.mktemp("faults")
     uri = f"sqlite:///{folder}/mlflow.db"
-    tiny = {"train.epochs": EPOCHS, "data.limit": 256, "train.batch_size": 32}
+    # The default model: the tiny one would finish its epochs before the kill lands.
+    overrides = {"train.epochs": EPOCHS, "data.limit": 256}
     raw = {"vary": {"train.lr": [HEALTHY, DIVERGING]}, "baseline": str(HEALTHY)}
-    ablation = ablations.parse("faults", raw, ablations.ABLATIONS_DIR / "faults.yaml")
+    plan = tiny_plan("faults", raw, overrides, preset="default")
     done, killed = threading.Event(), []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -51,7 +52,7 @@ def faulty_sweep(ray_session, tmp_path_factory):
         killer = threading.Thread(target=kill_worker_after_first_epoch, args=(uri, done, killed))
         killer.start()
         try:
-            report = run_sweep(ablation, tiny)
+            report = run_plan(plan)
         finally:
             done.set()
             killer.join()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sweeps.report import rebuild
+from sweeps.publish import rebuild
 from trainers.followups import evaluate_run, finetune_run, transplant_run
 
 pytestmark = pytest.mark.integration

@@ -22,13 +22,14 @@ import yaml
 from data.config import DataConfig
 from data.registry import prepared_folder
 from data.shards import MANIFEST
-from sweeps.report import rebuild
+from sweeps.publish import rebuild
 from tests.conftest import ROOT
 from trainers.paths import data_dir
 
 pytestmark = pytest.mark.integration
 
 ABLATION = {
+    "preset": "tiny",
     "base": {
         "train.epochs": 2,
         "data.limit": 64,

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.scheduling import fixed_cost_row, scheduling_rows, trial_times
-from sweeps.report import rebuild
+from sweeps.publish import rebuild
 from tests.conftest import SWEEP_EPOCHS as EPOCHS
 from trainers.config import ExperimentConfig
 from trainers.evaluation import load_splits

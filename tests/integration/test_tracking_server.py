@@ -18,20 +18,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeps import ablation as ablations
 from sweeps.outbox import OUTBOX_FILE, REJECTED_FILE
-from sweeps.report import rebuild
-from sweeps.runner import run_sweep
+from sweeps.publish import rebuild
+from sweeps.runner import run_plan
+from tests.conftest import tiny_plan
 
 pytestmark = pytest.mark.integration
 
 EPOCHS = 3
-TINY = {
-    "train.epochs": EPOCHS,
-    "data.limit": 128,
-    "train.batch_size": 32,
-    "train.log_every": 1,
-}
+# The default model: the tiny one could finish before the outage begins.
+OVERRIDES = {"train.epochs": EPOCHS, "data.limit": 128, "train.log_every": 1}
 
 
 class MlflowServer:
@@ -108,7 +104,7 @@ def test_a_tracking_outage_mid_sweep_loses_nothing(
     watcher = threading.Thread(target=outage_during_training, args=(server, results, errors))
     watcher.start()
     raw = {"vary": {"model.bottleneck": ["vq"]}, "baseline": "vq"}  # one trial: 3 processes
-    report = run_sweep(ablations.parse("outage", raw, workspace / "outage.yaml"), TINY)
+    report = run_plan(tiny_plan("outage", raw, OVERRIDES, preset="default"))
     watcher.join()
     assert not errors, errors
 

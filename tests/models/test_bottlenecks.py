@@ -3,25 +3,26 @@ import torch
 
 from models.bottlenecks import BOTTLENECKS, BottleneckOutput, UnknownBottleneck, build_bottleneck
 from models.config import ModelConfig
+from tests.conftest import tiny_model
 
-SMALL = {"embed_dim": 8, "codebook_size": 16, "ffn_mult": 2}
+SMALL = tiny_model()
 
 
 def make(name: str, **extra):
     torch.manual_seed(0)
-    return build_bottleneck(ModelConfig(bottleneck=name, **SMALL, **extra))
+    return build_bottleneck(tiny_model(bottleneck=name, **extra))
 
 
 def tokens(requires_grad=True):
     torch.manual_seed(1)
-    return torch.randn(2, 5, SMALL["embed_dim"], requires_grad=requires_grad)
+    return torch.randn(2, 5, SMALL.embed_dim, requires_grad=requires_grad)
 
 
 @pytest.mark.parametrize("name", sorted(BOTTLENECKS))
 def test_every_bottleneck_keeps_shape_and_interface(name):
     out = make(name)(tokens())
     assert isinstance(out, BottleneckOutput)
-    assert out.z.shape == (2, 5, SMALL["embed_dim"])
+    assert out.z.shape == (2, 5, SMALL.embed_dim)
     assert out.aux_loss.shape == ()
     assert all(v.shape == () and not v.requires_grad for v in out.stats.values())
 
@@ -29,7 +30,7 @@ def test_every_bottleneck_keeps_shape_and_interface(name):
 @pytest.mark.parametrize("name", ["softvq", "amvq", "smvq", "vq"])
 def test_codebook_variants_report_usage(name):
     stats = make(name)(tokens()).stats
-    assert 1.0 <= stats["perplexity"].item() <= SMALL["codebook_size"]
+    assert 1.0 <= stats["perplexity"].item() <= SMALL.codebook_size
     assert 0.0 < stats["code_usage"].item() <= 1.0
 
 

@@ -7,7 +7,7 @@ import torch
 from models.autoencoder import Autoencoder
 from models.bottlenecks import BOTTLENECKS
 from models.bottlenecks.base import code_counts, hard_code_stats, soft_code_stats
-from models.config import ModelConfig
+from tests.conftest import tiny_model
 
 K = 16
 
@@ -51,8 +51,7 @@ def test_every_bottleneck_compiles_to_one_graph(name):
     """fullgraph=True fails on any graph break (a data-dependent shape, a host read-back):
     what the GPU fast path compiles runs as one graph, forward and backward."""
     torch._dynamo.reset()
-    cfg = ModelConfig(bottleneck=name, stem_channels=8, hidden_channels=16, res_channels=4,
-                      embed_dim=8, codebook_size=K, dropout=0.0)  # fmt: skip
+    cfg = tiny_model(bottleneck=name, codebook_size=K, dropout=0.0)
     torch.manual_seed(0)
     model = Autoencoder(cfg)
     images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))

@@ -116,7 +116,7 @@ def no_ray(monkeypatch):
 
     calls = []
     monkeypatch.setattr(sweeps.runner, "ensure_ray", lambda: calls.append("ensure_ray"))
-    monkeypatch.setattr(sweeps.runner, "run_sweep", lambda *a, **k: calls.append("run_sweep"))
+    monkeypatch.setattr(sweeps.runner, "run_plan", lambda *a, **k: calls.append("run_plan"))
     return calls
 
 
@@ -152,9 +152,57 @@ def test_a_prepared_variant_is_up_to_date_without_starting_ray(workspace, data_d
     capsys.readouterr()
     assert main(["prepare", "imagefolder", "--root", str(workspace / "tree")]) == 0
     out = capsys.readouterr().out
-    assert (
-        "ovat: up to date: " in out and "(train 9, val 12, test 9 images at 32 px)"
-    )  # 3 x 2 + 3 quirks in out
+    assert "ovat: up to date: " in out
+    assert "(train 9, val 12, test 9 images at 32 px)" in out  # 3 x 2 + 3 quirks
     assert "skipped train/cat/truncated.JPEG: OSError: image file is truncated" in out
     assert f"DATASET=imagefolder ROOT={workspace / 'tree'} RES=32" in out
     assert no_ray == []
+
+
+def test_plan_prints_the_trials_and_ends_with_the_count(workspace, capsys, no_ray):
+    assert main(["plan", "bottleneck", "--seeds", "2", "--set", "train.lr=1e-3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "ovat: bottleneck: 14 trials (7 values x 2 seeds)"
+    assert "ovat: base: model.bottleneck=softvq train.lr=0.001" in lines
+    assert "ovat: baseline: softvq" in lines
+    assert any(line.split() == ["ffn", "model.bottleneck=ffn", "seeds", "0,1"] for line in lines)
+    assert no_ray == [] and not (workspace / "mlflow.db").exists()
+
+
+def test_plan_of_a_file_with_a_repeated_value_is_one_clear_error(workspace, capsys, no_ray):
+    path = workspace / "twice.yaml"
+    path.write_text(
+        "base: {train.lr: 3e-4}\nvary: {model.bottleneck: [vq, ffn, ffn], train.lr: [3e-4, 1e-3]}\n"
+    )
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"ovat: error: {path}: vary.model.bottleneck lists 'ffn' twice (as 'ffn'); each value is one trial"
+    )
+    path.write_text(
+        "base: {train.lr: 3e-4}\nvary: {model.bottleneck: [vq, ffn], train.lr: [3e-4, 1e-3]}\n"
+    )
+    assert main(["plan", str(path)]) == 0
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1]
+        == "ovat: twice: 3 trials (3 values x 1 seeds)"
+    )
+
+
+def test_the_sweep_command_parses_the_config_once_and_hands_the_plan_down(
+    workspace, capsys, monkeypatch
+):
+    import sweeps.runner
+    from trainers import config
+
+    parsed, handed = [], []
+    real = config.parse_key
+    monkeypatch.setattr(config, "parse_key", lambda k, v: parsed.append(k) or real(k, v))
+    monkeypatch.setattr(sweeps.runner, "run_plan", lambda plan, **_: handed.append(plan))
+    monkeypatch.setattr("sweeps.cli.preflight", lambda data=(): None)
+    with pytest.raises(AttributeError):  # the stand-in returns no ranking to print
+        main(["sweep", "bottleneck", "--set", "train.lr=1e-3", "--seeds", "2"])
+    assert parsed.count("train.lr") == 1  # from the command line to every trial's config
+    [plan] = handed
+    assert all(t.config.train.lr == 1e-3 for t in plan.trials) and len(plan.trials) == 14

@@ -2,8 +2,7 @@
 (no Ray instance: only the keys the runner would use), and the FLOPs the driver counts once per
 model and data config instead of every trial counting them at start-up."""
 
-from sweeps import ablation as ablations
-from sweeps.runner import data_key, trial_payload
+from sweeps.runner import data_key, flops_per_image
 from trainers.config import ExperimentConfig
 from trainers.flops import train_flops_per_image
 
@@ -34,16 +33,12 @@ def test_settings_of_the_model_or_training_share_the_data(tmp_path):
     assert key(mask_ratio=0.25) == key()  # masks are drawn in the trial, from the same images
 
 
-def test_the_driver_hands_each_trial_its_models_flops():
+def test_the_driver_counts_each_models_flops_once():
     base = ExperimentConfig().with_overrides({"data.resolution": 16, "data.limit": 8})
-    specs = [
-        ablations.TrialSpec(name, 0, base.with_overrides({"model.bottleneck": name}).to_flat())
-        for name in ("vq", "identity")
-    ]
-    flops = [trial_payload(spec)["flops_per_image"] for spec in specs]
-    assert flops == [train_flops_per_image(c.model, c.data) for c in map(config_of, specs)]
+    configs = [base.with_overrides({"model.bottleneck": name}) for name in ("vq", "identity")]
+    flops = [flops_per_image(c.model, c.data) for c in configs]
+    assert flops == [train_flops_per_image(c.model, c.data) for c in configs]
     assert flops[0] > flops[1]  # vq's distance matmuls: each trial gets its own model's count
-
-
-def config_of(spec: ablations.TrialSpec) -> ExperimentConfig:
-    return ExperimentConfig.from_flat(spec.config)
+    hits = flops_per_image.cache_info().hits
+    flops_per_image(configs[0].model, configs[0].data)
+    assert flops_per_image.cache_info().hits == hits + 1

@@ -18,11 +18,11 @@ def test_probe_reruns_the_seed_spreads_nodes_and_varies_seeds():
     same = [t for t in trials if t.value == SAME]
     assert [t.seed for t in same] == [7, 7, 7] and [t.repeat for t in same] == [0, 1, 2]
     assert [t.node for t in same] == ["10.0.0.1", "10.0.0.2", "10.0.0.1"]
-    assert all(t.config == cfg.to_flat() for t in same)
+    assert all(t.config == cfg for t in same)
     across = [t for t in trials if t.value == ACROSS]
     assert [t.seed for t in across] == [8, 9, 10] and {t.node for t in across} == {"10.0.0.1"}
     strict = [t for t in trials if t.value == DETERMINISTIC]
-    assert all(t.config["train.deterministic"] is True for t in strict)
+    assert all(t.config.train.deterministic is True for t in strict)
     assert len({t.key for t in trials}) == 9
     assert {t.node for t in probe_trials(cfg, 2, ["10.0.0.1"], False)} == {""}  # one node: no pin
 

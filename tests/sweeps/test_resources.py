@@ -10,13 +10,13 @@ from trainers.trial import scaling_config, trial_resources
 
 @pytest.fixture(scope="module")
 def gpu_trials():
-    return ablations.expand(ablations.load("bottleneck-gpu"), {}, seeds=3, first_seed=0)
+    return ablations.plan(ablations.load("bottleneck-gpu"), seeds=3).trials
 
 
 def test_the_gpu_ablation_asks_a_quarter_gpu_and_two_cpus_per_trial(gpu_trials):
     assert len(gpu_trials) == 7 * 3
     for trial in gpu_trials:
-        resources = ExperimentConfig.from_flat(trial.config).resources
+        resources = trial.config.resources
         assert trial_resources(resources) == {"CPU": 2.0, "GPU": 0.25}
         scaling = scaling_config(resources)
         assert scaling.use_gpu and scaling.num_workers == 1
@@ -41,20 +41,18 @@ def test_a_cluster_without_gpus_is_an_error_naming_the_shortfall(gpu_trials):
 
 
 def test_a_cpu_ablation_asks_no_gpu():
-    trials = ablations.expand(ablations.load("bottleneck"), {}, seeds=1, first_seed=0)
-    resources = ExperimentConfig.from_flat(trials[0].config).resources
+    trials = ablations.plan(ablations.load("bottleneck")).trials
+    resources = trials[0].config.resources
     assert trial_resources(resources) == {"CPU": 1.0}
     assert not scaling_config(resources).use_gpu
     assert concurrency(trials, {"CPU": 2}) == 2
 
 
 def test_trials_of_different_sizes_all_fit_or_none_runs(gpu_trials):
-    varied = ablations.parse(
-        "sizes",
-        {"vary": {"resources.gpus_per_worker": [0.25, 1.0]}, "baseline": 0.25},
-        ablations.ABLATIONS_DIR / "sizes.yaml",
+    varied = ablations.Ablation.from_dict(
+        "sizes", {"vary": {"resources.gpus_per_worker": [0.25, 1.0]}, "baseline": 0.25}
     )
-    trials = ablations.expand(varied, {}, seeds=1, first_seed=0)
+    trials = ablations.plan(varied).trials
     assert concurrency(trials, {"CPU": 8, "GPU": 1}) == 4
     with pytest.raises(ResourceError, match="needs 1 GPU but the cluster has 0.5"):
         concurrency(trials, {"CPU": 8, "GPU": 0.5})

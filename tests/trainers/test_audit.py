@@ -3,22 +3,20 @@ import torch
 
 from data.config import DataConfig
 from models.autoencoder import Autoencoder
-from models.config import ModelConfig
 from sweeps.ranking import TrialRow, rank
+from tests.conftest import tiny_model
 from trainers import audit
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.finetune import parse_patterns, select_trainable
 from trainers.steps import train_steps
 from trainers.transplant import transplant
 
-SMALL = {"stem_channels": 8, "hidden_channels": 16, "res_channels": 4, "embed_dim": 8}
-SMALL["codebook_size"] = 16
 DATA = DataConfig(resolution=16)
 
 
 def model(name: str, seed: int = 0, **extra) -> Autoencoder:
     torch.manual_seed(seed)
-    return Autoencoder(ModelConfig(bottleneck=name, **SMALL, **extra))
+    return Autoencoder(tiny_model(bottleneck=name, **extra))
 
 
 def images(n=16):
@@ -68,7 +66,7 @@ def test_decay_only_change_is_told_apart_from_gradient_change():
 
 def test_transplant_keeps_every_other_weight_bit_identical():
     source = model("llmffn")
-    cfg = ExperimentConfig(model=ModelConfig(bottleneck="softvq", **SMALL))
+    cfg = ExperimentConfig(model=tiny_model(bottleneck="softvq"))
     target = transplant(source, cfg, seed=3)
     before, after = source.state_dict(), target.state_dict()
     outside = [k for k in after if not k.startswith("bottleneck.")]
@@ -79,7 +77,7 @@ def test_transplant_keeps_every_other_weight_bit_identical():
 
 
 def test_transplant_into_another_embedding_size_is_a_clear_error():
-    cfg = ExperimentConfig(model=ModelConfig(bottleneck="softvq", **{**SMALL, "embed_dim": 4}))
+    cfg = ExperimentConfig(model=tiny_model(bottleneck="softvq", embed_dim=4))
     with pytest.raises(ConfigError, match="cannot transplant.*pre_bottleneck.weight"):
         transplant(model("ffn"), cfg, seed=0)
 

@@ -2,15 +2,13 @@ import pytest
 import torch
 
 from models.autoencoder import Autoencoder
+from tests.conftest import tiny_config
 from trainers import checkpoints
-from trainers.config import ConfigError, ExperimentConfig
-
-SMALL = {"model.stem_channels": 8, "model.hidden_channels": 16, "model.res_channels": 4,
-         "model.embed_dim": 8, "model.codebook_size": 16}  # fmt: skip
+from trainers.config import ConfigError
 
 
 def saved(tmp_path, bottleneck: str, **extra):
-    cfg = ExperimentConfig().with_overrides({**SMALL, "model.bottleneck": bottleneck, **extra})
+    cfg = tiny_config(**{"model.bottleneck": bottleneck, **extra})
     model = Autoencoder(cfg.model)
     optimizer = torch.optim.AdamW(model.parameters())
     return checkpoints.save(tmp_path / bottleneck, model, optimizer, cfg, epoch=3, resumes=1)
@@ -28,9 +26,9 @@ def test_round_trip_restores_weights_epoch_and_resumes(tmp_path):
 
 def test_a_checkpoint_of_another_architecture_is_one_clear_error(tmp_path):
     folder = saved(tmp_path, "vq")
-    other = ExperimentConfig().with_overrides({**SMALL, "model.bottleneck": "ffn"})
+    other = tiny_config(**{"model.bottleneck": "ffn"})
     with pytest.raises(ConfigError, match=r"does not match the model's architecture: missing b"):
         checkpoints.restore(folder, Autoencoder(other.model), None)
-    wider = ExperimentConfig().with_overrides({**SMALL, "model.codebook_size": 32})
-    with pytest.raises(ConfigError, match=r"is \(16, 8\), the model wants \(32, 8\)"):
+    wider = tiny_config(**{"model.codebook_size": 64})
+    with pytest.raises(ConfigError, match=r"is \(32, 8\), the model wants \(64, 8\)"):
         checkpoints.restore(folder, Autoencoder(wider.model), None)

@@ -15,13 +15,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from data.config import DataConfig
 from models.autoencoder import Autoencoder
-from models.config import ModelConfig
-from trainers.fastpath import PLAIN, FastPath, prepare
+from tests.conftest import tiny_model
+from trainers.fastpath import PLAIN, FastPath, convert
 from trainers.steps import seed_everything, train_step
 
 CPU = torch.device("cpu")
-SMALL = ModelConfig(bottleneck="vq", stem_channels=8, hidden_channels=16, res_channels=4,
-                    embed_dim=8, codebook_size=16)  # fmt: skip
+SMALL = tiny_model(bottleneck="vq")
 DATA = DataConfig(resolution=16)
 STEPS = 3
 
@@ -29,7 +28,7 @@ STEPS = 3
 def train(rank: int, fast: FastPath) -> tuple[list[float], torch.Tensor]:
     seed_everything(0)  # the same initial weights on both ranks, as Ray Train's workers have
     bare = Autoencoder(SMALL)
-    model = prepare(DistributedDataParallel(bare), fast)
+    model = convert(DistributedDataParallel(bare), fast)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(10 + rank)  # each rank its own batches and masks
     losses = []

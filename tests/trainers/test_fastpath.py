@@ -7,14 +7,14 @@ import torch
 from data.config import DataConfig
 from models.autoencoder import Autoencoder
 from models.config import ModelConfig
+from tests.conftest import tiny_model
 from trainers.config import ConfigError, ExperimentConfig
-from trainers.fastpath import PLAIN, FastPath, prepare, resolve
+from trainers.fastpath import PLAIN, FastPath, convert, resolve
 from trainers.flops import train_flops_per_image
 from trainers.steps import evaluate, resident, seed_everything, to_device, train_step
 
 CPU = torch.device("cpu")
-SMALL = ModelConfig(bottleneck="vq", stem_channels=8, hidden_channels=16, res_channels=4,
-                    embed_dim=8, codebook_size=16)  # fmt: skip
+SMALL = tiny_model(bottleneck="vq")
 DATA = DataConfig(resolution=16)
 
 
@@ -29,7 +29,7 @@ def test_auto_means_fast_on_cuda_and_plain_on_cpu():
 
 def step_loss(fast: FastPath) -> float:
     seed_everything(0)
-    model = prepare(Autoencoder(SMALL), fast)
+    model = convert(Autoencoder(SMALL), fast)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 255).byte()
     generator = torch.Generator().manual_seed(2)
@@ -45,7 +45,7 @@ def test_bf16_autocast_changes_the_step_and_stays_close():
 def test_channels_last_converts_the_model_and_keeps_the_loss():
     fast = FastPath(channels_last=True)
     seed_everything(0)
-    model = prepare(Autoencoder(SMALL), fast)
+    model = convert(Autoencoder(SMALL), fast)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert step_loss(fast) == pytest.approx(step_loss(PLAIN), rel=1e-4)
@@ -54,7 +54,7 @@ def test_channels_last_converts_the_model_and_keeps_the_loss():
 def test_evaluation_under_autocast_repeats_exactly():
     fast = FastPath(torch.bfloat16, channels_last=True)
     seed_everything(0)
-    model = prepare(Autoencoder(SMALL), fast)
+    model = convert(Autoencoder(SMALL), fast)
     images = (torch.rand(10, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 255).byte()
     keep = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(4)) > 0.5
     first, _ = evaluate(model, images, keep, DATA, 4, CPU, fast)
@@ -82,7 +82,7 @@ def test_bad_switches_name_the_valid_ones():
 
 def three_step_losses(fast: FastPath, device: torch.device = CPU) -> list[float]:
     seed_everything(0)
-    model = prepare(Autoencoder(SMALL).to(device), fast)
+    model = convert(Autoencoder(SMALL).to(device), fast)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(2)
     losses = []
@@ -107,7 +107,7 @@ def test_a_fast_training_step_never_makes_the_host_wait():
     cuda = torch.device("cuda")
     fast = resolve("auto", "auto", "auto", cuda)
     seed_everything(0)
-    model = prepare(Autoencoder(SMALL).to(cuda), fast)
+    model = convert(Autoencoder(SMALL).to(cuda), fast)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     images = resident((torch.rand(64, 3, 16, 16) * 255).byte(), cuda)
     generator = torch.Generator().manual_seed(2)

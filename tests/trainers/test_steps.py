@@ -6,7 +6,7 @@ import torch
 from data.config import DataConfig
 from data.masking import fixed_eval_grid
 from models.autoencoder import Autoencoder
-from models.config import ModelConfig
+from tests.conftest import tiny_model
 from trainers.config import TrainConfig
 from trainers.loop import epoch_seed, step_points
 from trainers.steps import (
@@ -20,8 +20,7 @@ from trainers.steps import (
 )
 
 CPU = torch.device("cpu")
-SMALL = ModelConfig(bottleneck="vq", stem_channels=8, hidden_channels=16, res_channels=4,
-                    embed_dim=8, codebook_size=16)  # fmt: skip
+SMALL = tiny_model(bottleneck="vq")
 
 
 def images(n=32):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sweeps.report import UnknownSweep, rebuild
+from sweeps.publish import UnknownSweep, rebuild
 from trainers import tracking
 
 

@@ -9,10 +9,8 @@ from pathlib import Path
 
 from sweeps import ranking
 from sweeps.plot import strip_plot
-from trainers import tracking
+from trainers import keys, tracking
 from trainers.paths import results_dir
-
-T = tracking.TAG
 
 
 class UnknownSweep(LookupError):
@@ -20,7 +18,9 @@ class UnknownSweep(LookupError):
 
 
 @dataclass(frozen=True)
-class Report:
+class Published:
+    """A ranking as published: its rows, its Markdown and the files written."""
+
     sweep_id: str
     ranking: list[ranking.RankRow]
     markdown: str
@@ -30,7 +30,7 @@ class Report:
 def sweep_run(sweep_id: str):
     if sweep_id == "latest":
         sweep_id = tracking.latest_sweep_id() or ""
-    runs = tracking.search_runs({f"{T}sweep_id": sweep_id, f"{T}role": "sweep"}) if sweep_id else []
+    runs = tracking.sweep_runs(sweep_id, keys.ROLE_SWEEP) if sweep_id else []
     if not runs:
         raise UnknownSweep(
             f"no sweep {sweep_id or 'latest'!r} in {tracking.tracking_uri()}; "
@@ -41,7 +41,7 @@ def sweep_run(sweep_id: str):
 
 def publish(
     sweep_ids: list[str], parent_run_ids: list[str], ablation: str, baseline: str
-) -> Report:
+) -> Published:
     """Rank from MLflow, write table and plot, attach them to the sweep run(s), point latest.
 
     Several sweep ids (reruns added later) pool their trials into one table.
@@ -58,7 +58,7 @@ def publish(
         for path in paths.values():
             tracking.log_artifact(parent, path)
     (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
-    return Report(name, table, paths["markdown"].read_text(), paths)
+    return Published(name, table, paths["markdown"].read_text(), paths)
 
 
 def shared_base(runs: list) -> None:
@@ -68,8 +68,8 @@ def shared_base(runs: list) -> None:
         for key in sorted(set(first) | set(run.data.params)):
             if first.get(key) != run.data.params.get(key):
                 raise UnknownSweep(
-                    f"sweeps {runs[0].data.tags[f'{T}sweep_id']} and "
-                    f"{run.data.tags[f'{T}sweep_id']} do not share a base: {key} is "
+                    f"sweeps {runs[0].data.tags[keys.SWEEP_ID]} and "
+                    f"{run.data.tags[keys.SWEEP_ID]} do not share a base: {key} is "
                     f"{first.get(key)!r} vs {run.data.params.get(key)!r}"
                 )
 
@@ -79,10 +79,10 @@ def rebuild(sweep_ids: str = "latest") -> str:
     runs = [sweep_run(s.strip()) for s in sweep_ids.split(",") if s.strip()]
     shared_base(runs)
     tags = runs[0].data.tags
-    report = publish(
-        [r.data.tags[f"{T}sweep_id"] for r in runs],
+    published = publish(
+        [r.data.tags[keys.SWEEP_ID] for r in runs],
         [r.info.run_id for r in runs],
-        tags.get(f"{T}ablation", "?"),
-        tags.get(f"{T}baseline", ""),
+        tags.get(keys.ABLATION, "?"),
+        tags.get(keys.BASELINE, ""),
     )
-    return report.markdown
+    return published.markdown

@@ -1,0 +1,28 @@
+"""The few collectives a data-parallel trial needs; each is the identity on one worker."""
+
+import torch
+import torch.distributed as dist
+
+from trainers.steps import Sums
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce(sums: Sums, device: torch.device) -> Sums:
+    """Loss sums over every rank's images: the mean of a split, not a mean of rank means."""
+    if not is_distributed():
+        return sums
+    packed = torch.tensor([sums.loss, float(sums.count)], dtype=torch.float64, device=device)
+    dist.all_reduce(packed)
+    return Sums(packed[0].item(), int(packed[1].item()))
+
+
+def agree_min(step: int, device: torch.device) -> int:
+    """The smallest value over all ranks: every rank then stops at the same divergence check."""
+    if not is_distributed():
+        return step
+    packed = torch.tensor([step], dtype=torch.int64, device=device)
+    dist.all_reduce(packed, op=dist.ReduceOp.MIN)
+    return int(packed.item())

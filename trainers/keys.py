@@ -1,0 +1,48 @@
+"""Every name a trial's worker reports and the sweep's driver reads, and every MLflow tag ovat
+sets: spelled once, in a module that imports nothing, so the driver's callbacks and the ranking
+read them without importing torch.
+"""
+
+TAG = "ovat."  # prefix of every tag ovat sets
+PLACEMENT = "placement."  # prefix of the tags that say where a trial ran
+
+# What a worker reports each epoch (metrics are numbers; `ovat.*` and `placement.*` strings
+# become tags of the trial's run).
+EPOCH = "epoch"
+TRAIN_LOSS = "train_loss"
+VAL_LOSS = "val_loss"
+TEST_LOSS = "test_loss"
+STEP_METRICS = "step_metrics"  # {"train_loss_step": [[global step, value], ...]}
+STEP_LOSS = "train_loss_step"
+DIVERGED = "ovat.diverged"  # the reason a trial stopped on a non-finite loss
+UNTRAINED = "ovat.untrained"  # trainable tensors that never got a gradient, comma-joined
+FROZEN_CHANGED = "ovat.frozen_changed"
+FINGERPRINT = "ovat.fingerprint"  # a hash of the architecture (module types, shapes)
+WEIGHTS_HASH = "ovat.weights_hash"  # a hash of the final weights' bytes
+PARAMS_TOTAL = "params_total"
+PARAMS_BOTTLENECK = "params_bottleneck"
+IMAGES_PER_S = "train_images_per_s"
+
+# Tags of sweep, trial and follow-up runs.
+ROLE = "ovat.role"  # sweep, trial, eval, transplant, finetune
+SWEEP_ID = "ovat.sweep_id"
+TRIAL_KEY = "ovat.trial_key"  # value/s<seed>[/r<repeat>]: finds a trial's run on resume
+ABLATION = "ovat.ablation"
+VARY = "ovat.vary"
+VALUE = "ovat.value"
+SEED = "ovat.seed"
+REPEAT = "ovat.repeat"
+BASELINE = "ovat.baseline"
+TRIALS = "ovat.trials"
+TUNE_TRIAL_ID = "ovat.tune_trial_id"
+STATUS = "ovat.status"  # running, interrupted, ended, failed
+ERROR = "ovat.error"  # why a run failed
+RESUMED = "ovat.resumed"
+FAILED_TRIALS = "ovat.failed_trials"
+ABLATION_FILE = "ovat.ablation_file"  # a probe ablation's file name
+PROBE = "ovat.probe"  # same-seed, across-seed, same-seed-deterministic
+SOURCE_RUN = "ovat.source_run"  # a follow-up's or probe's source run id
+SOURCE_NAME = "ovat.source_name"
+TRAINABLE = "ovat.trainable"  # a fine-tune's trainable tensors
+
+ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"

@@ -27,7 +27,7 @@ from models.autoencoder import Autoencoder
 from models.config import ModelConfig
 from trainers.fastpath import PLAIN, FastPath, convert, resolve
 from trainers.flops import train_flops_per_image
-from trainers.steps import resident, to_device, train_step
+from trainers.steps import draw_keep, resident, to_device, train_step
 
 
 def synthetic_images(n: int, resolution: int, device: torch.device) -> torch.Tensor:
@@ -56,7 +56,8 @@ def trainer(fast: FastPath, resolution: int, batch: int, device: torch.device):
         gather = time.perf_counter()
         batch_images = images[order]
         waited = time.perf_counter() - gather
-        return train_step(model, optimizer, batch_images, data, generator, device, fast), waited
+        keep = draw_keep(len(batch_images), data, generator)
+        return train_step(model, optimizer, batch_images, keep, data, device, fast), waited
 
     return step
 

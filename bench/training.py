@@ -19,7 +19,7 @@ from trainers import tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import as_tensor, load_splits
 from trainers.loop import build, epoch_seed
-from trainers.steps import set_deterministic, train_epoch, train_step
+from trainers.steps import draw_keep, set_deterministic, train_epoch, train_step
 
 EPOCHS = 4
 BASE = {
@@ -47,7 +47,7 @@ def bare_images_per_s(overrides: dict, deterministic: bool = False) -> list[floa
     rates = []
     try:
         for epoch in range(cfg.train.epochs):
-            generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, 0))
+            generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch))
             started = time.perf_counter()
             train_epoch(model, optimizer, images, cfg.data, cfg.train.batch_size, generator, device)
             rates.append(len(images) / (time.perf_counter() - started))
@@ -72,7 +72,9 @@ def batch_wait_share(overrides: dict, steps: int = 40) -> tuple[float, float]:
         started = time.perf_counter()
         batch = images[order]
         got = time.perf_counter()
-        train_step(model, optimizer, batch, cfg.data, generator, device)
+        train_step(
+            model, optimizer, batch, draw_keep(len(batch), cfg.data, generator), cfg.data, device
+        )
         if step >= 2:  # warm-up
             waited += got - started
             stepped += time.perf_counter() - started

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from data.splits import PROTOCOLS
 
+RESIZES = ("crop", "squash")  # how an image file becomes resolution x resolution (data.decode)
+
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
@@ -12,6 +14,7 @@ class DataConfig:
     protocol: str = ""  # holdout (train 80/20 train/val, val as test) or official; "": variant's
     split_seed: int = 0  # seeds the holdout cut: a different seed is a different train/val
     resolution: int = 32  # training images are resolution x resolution
+    resize: str = "crop"  # crop: shorter side, centre crop; squash: whole image (the group's)
     mask_ratio: float = 0.5  # probability that a patch of the encoder input is zeroed
     mask_patch: int = 0  # patch side in px; 0 scales the group's 32 px at 256 px: resolution // 8
     eval_mask_seed: int = 0  # val/test masks are fixed per image by this seed, so scores compare
@@ -33,6 +36,10 @@ class DataConfig:
             raise ValueError(
                 f"data.protocol must be one of {', '.join(PROTOCOLS)} (or empty for the "
                 f"variant's default), got {self.protocol!r}"
+            )
+        if self.resize not in RESIZES:
+            raise ValueError(
+                f"data.resize must be one of {', '.join(RESIZES)}, got {self.resize!r}"
             )
         if self.limit < 0:
             raise ValueError(f"data.limit must be >= 0, got {self.limit}")

@@ -40,7 +40,7 @@ def resized_size(width: int, height: int, res: int) -> tuple[int, int]:
     return int(res * width / height), res
 
 
-def fit(image: Image.Image, res: int) -> np.ndarray:
+def crop(image: Image.Image, res: int) -> np.ndarray:
     """Shorter side to `res`, centre crop: (res, res, 3) uint8 RGB."""
     size = resized_size(*image.size, res)
     image.draft(None, size)  # JPEG only; a no-op for other formats
@@ -51,10 +51,19 @@ def fit(image: Image.Image, res: int) -> np.ndarray:
     return np.asarray(rgb.crop((left, top, left + res, top + res)))
 
 
-def read_image(path: Path, res: int) -> np.ndarray:
+def squash(image: Image.Image, res: int) -> np.ndarray:
+    """The whole image to `res` x `res`, aspect ratio not kept: torchvision's
+    `Resize((res, res))` on PIL, exactly (decoded at full scale: no draft)."""
+    return np.asarray(image.convert("RGB").resize((res, res), Image.Resampling.BILINEAR))
+
+
+RESIZERS = {"crop": crop, "squash": squash}  # data.resize -> how a file becomes res x res
+
+
+def read_image(path: Path, res: int, resize: str = "crop") -> np.ndarray:
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # some libraries flip it globally; we want errors
     with Image.open(path) as image:
-        return fit(image, res)
+        return RESIZERS[resize](image, res)
 
 
 class Rows:
@@ -86,16 +95,17 @@ def decode_files(
     official: str,
     res: int,
     splitter: Splitter,
+    resize: str = "crop",
 ) -> Decoded:
     """Image files `paths` (relative to root) of one official split, in order."""
     check_visible(root)
     rows, decoded = Rows(), Decoded(seen=len(paths))
     for offset, (relative, class_id) in enumerate(zip(paths, class_ids, strict=True)):
-        split = splitter.assign(official, relative)
+        split = splitter.assign(official, relative, first_index + offset)
         if split is None:
             continue
         try:
-            image = read_image(Path(root) / relative, res)
+            image = read_image(Path(root) / relative, res, resize)
         except Exception as error:  # any unreadable file is skipped, never fatal  # noqa: BLE001
             decoded.skipped.append((relative, f"{type(error).__name__}: {error}"))
             continue

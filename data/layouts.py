@@ -234,7 +234,9 @@ def check_root(name: str, root: str | Path) -> Path:
     layout = LAYOUTS[name]
     folder = Path(root).expanduser()
     if not str(root):
-        raise LayoutError(f"data.dataset {name} needs a source folder: ROOT=<path> (data.root)")
+        raise LayoutError(
+            f"data.dataset {name} needs data.root (ROOT=<path>): a folder with {layout.expects}"
+        )
     if not folder.is_dir():
         raise LayoutError(f"no folder {folder} (ROOT for {name}: {layout.expects})")
     if not any(folder.iterdir()):

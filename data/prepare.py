@@ -36,6 +36,10 @@ from data.shards import (
 )
 from data.splits import SPLITS, Splitter
 
+RESIZE_DETAIL = {
+    "crop": "shorter side to resolution (bilinear, antialiased), centre crop",
+    "squash": "the whole image to resolution x resolution (bilinear, antialiased), no crop",
+}
 CHUNK_FILES = 256  # files per decode task: about a second of work, enough to amortise a task
 
 
@@ -48,7 +52,9 @@ class Part:
     chunks: tuple[dict, ...]  # the decoder's keyword arguments, one task each
 
 
-def plan_parts(listing: Listing, res: int, splitter: Splitter, side: int) -> list[Part]:
+def plan_parts(
+    listing: Listing, res: int, splitter: Splitter, side: int, resize: str = "crop"
+) -> list[Part]:
     root, parts = str(listing.root), []
     if listing.decoder == "arrays":
         for official, split in listing.splits.items():
@@ -77,6 +83,7 @@ def plan_parts(listing: Listing, res: int, splitter: Splitter, side: int) -> lis
                     "official": official,
                     "res": res,
                     "splitter": splitter,
+                    "resize": resize,
                 }
                 for s in range(first, end, CHUNK_FILES)
             )
@@ -225,8 +232,19 @@ def prepare_listing(listing: Listing, folder: Path, settings: dict, side: int = 
         done = read_manifest(folder)
         if done is not None and done.get("checksum") == listing.checksum:
             return folder  # another driver finished it while we waited
-        splitter = Splitter(settings["protocol"], settings["split_seed"], "test" in listing.splits)
-        parts = plan_parts(listing, settings["resolution"], splitter, side)
+        splitter = Splitter(
+            settings["protocol"],
+            settings["split_seed"],
+            "test" in listing.splits,
+            len(listing.splits["train"].paths),
+        )
+        if settings["protocol"] == "random-split" and listing.decoder != "files":
+            raise LayoutError(
+                f"data.protocol random-split needs one file per image; {listing.root} holds "
+                "array batches: use holdout"
+            )
+        resize = settings.get("resize", "crop")
+        parts = plan_parts(listing, settings["resolution"], splitter, side, resize)
         plan = {**settings, "checksum": listing.checksum, "parts": len(parts)}
         staging = staged(folder, plan)
         todo = [p for p in parts if not (staging / f"part-{p.name}.json").is_file()]
@@ -266,7 +284,7 @@ def prepare_listing(listing: Listing, folder: Path, settings: dict, side: int = 
             "splits": splits,
             "source_images": seen,
             "skipped": skipped,
-            "resize": "shorter side to resolution (bilinear, antialiased), centre crop",
+            "resize_detail": RESIZE_DETAIL[resize],
             "decode": {"engine": engine, "seconds": round(seconds, 2), "parts": len(parts)},
         }
         write_json(staging / MANIFEST, manifest)

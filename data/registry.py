@@ -44,6 +44,7 @@ def source_settings(cfg: DataConfig) -> dict:
         "root": str(Path(cfg.root).expanduser().resolve()),
         "protocol": protocol(cfg),
         "split_seed": cfg.split_seed,
+        "resize": cfg.resize,
     }
 
 
@@ -62,6 +63,19 @@ def is_prepared(cfg: DataConfig, data_dir: Path) -> bool:
         return manifest is not None
     checksum = scan(cfg.dataset, cfg.root).checksum  # raises for a wrong layout
     return manifest is not None and manifest.get("checksum") == checksum
+
+
+def images_to_load(cfg: DataConfig, data_dir: Path) -> int:
+    """How many images a trial loads (all splits, `data.limit` each): the prepared counts, or,
+    before a layout is prepared, every listed file (an upper bound; nothing is decoded)."""
+    manifest = read_manifest(prepared_folder(cfg, data_dir))
+    if manifest is not None:
+        counts = [entry["count"] for entry in manifest["splits"].values()]
+    elif cfg.dataset in LAYOUTS and not LAYOUTS[cfg.dataset].side:  # one file per image
+        counts = [len(split.paths) for split in scan(cfg.dataset, cfg.root).splits.values()]
+    else:  # `sample` (a few MB) or array batches (counted once prepared)
+        return 0
+    return sum(min(count, cfg.limit) if cfg.limit else count for count in counts)
 
 
 def prepare(cfg: DataConfig, data_dir: Path) -> Path:

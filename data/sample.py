@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from data.layouts import LayoutError
 from data.shards import SplitArrays
 
 # Real photographs only: synthetic test patterns (chessboard, logo, phantom, ...) and the right
@@ -59,7 +60,7 @@ def photo_paths() -> list[Path]:
         folder = Path(spec.origin).parent / PACKAGE_DIRS[package]
         paths += [folder / name for name in names if (folder / name).is_file()]
     if not paths:
-        raise FileNotFoundError("no sample photos found: install scikit-image or scikit-learn")
+        raise LayoutError("no sample photos found: install scikit-image or scikit-learn")
     return paths
 
 

@@ -8,10 +8,13 @@ from models.config import ModelConfig
 
 
 class ResidualBlock(nn.Module):
-    """x + Conv1x1(ReLU(Conv3x3(ReLU(x)))), as in the VQ-VAE paper."""
+    """skip + F(relu(x)), F = Conv1x1(ReLU(Conv3x3(.))); the skip is relu(x) in the group's
+    block ("group": their in-place ReLU rewrote the input before `out += input`) and x in the
+    VQ-VAE paper's ("preact"). Parameter names and order are the group's (`net.1`, `net.3`)."""
 
-    def __init__(self, channels: int, inner: int):
+    def __init__(self, channels: int, inner: int, residual: str):
         super().__init__()
+        self.residual = residual
         self.net = nn.Sequential(
             nn.ReLU(),
             nn.Conv2d(channels, inner, 3, padding=1),
@@ -20,11 +23,20 @@ class ResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.net(x)
+        return SKIPS[self.residual](x) + self.net(x)
+
+    def extra_repr(self) -> str:
+        return f"residual={self.residual}"  # in the architecture fingerprint
+
+
+SKIPS = {"group": torch.relu, "preact": lambda x: x}  # model.residual -> the skip path
 
 
 def residual_stack(cfg: ModelConfig) -> list[nn.Module]:
-    blocks = [ResidualBlock(cfg.hidden_channels, cfg.res_channels) for _ in range(cfg.res_blocks)]
+    blocks = [
+        ResidualBlock(cfg.hidden_channels, cfg.res_channels, cfg.residual)
+        for _ in range(cfg.res_blocks)
+    ]
     return [*blocks, nn.ReLU()]
 
 

@@ -2,6 +2,11 @@
 
 from dataclasses import dataclass
 
+# How a residual block adds its skip: "group" computes relu(x) + F(relu(x)), what the group's
+# block does (its in-place ReLU rewrites the input before `out += input`); "preact" is the
+# textbook x + F(relu(x)) of the VQ-VAE paper. F = Conv1x1(ReLU(Conv3x3(.))) in both.
+RESIDUALS = ("group", "preact")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
@@ -12,8 +17,8 @@ class ModelConfig:
     res_blocks: int = 2  # residual blocks in the encoder and again in the decoder
     res_channels: int = 32  # residual block's inner width
     embed_dim: int = 64  # token width d inside the bottleneck
-    codebook_size: int = 512  # K codebook entries for the VQ family
-    ffn_mult: int = 8  # FFN hidden width = ffn_mult * embed_dim (512 for d=64)
+    codebook_size: int = 512  # K codebook entries for the VQ family; also the FFN's hidden width
+    residual: str = "group"  # residual block: group (their function) or preact (textbook)
     dropout: float = 0.2  # llmffn's output dropout
     commitment: float = 0.25  # vq's commitment-loss weight (beta)
 
@@ -25,7 +30,6 @@ class ModelConfig:
             "res_channels",
             "embed_dim",
             "codebook_size",
-            "ffn_mult",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -34,5 +38,9 @@ class ModelConfig:
             raise ValueError(f"model.res_blocks must be >= 0, got {self.res_blocks}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.residual not in RESIDUALS:
+            raise ValueError(
+                f"model.residual must be one of {', '.join(RESIDUALS)}, got {self.residual!r}"
+            )
         if self.commitment < 0:
             raise ValueError(f"model.commitment must be >= 0, got {self.commitment}")

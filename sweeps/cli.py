@@ -6,27 +6,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.config import DataConfig
-from data.layouts import LAYOUTS, check_root
+from data.layouts import LAYOUTS, LayoutError, check_root
 from data.registry import DATASETS, UnknownDataset
-from data.shards import read_manifest
+from data.shards import PreparedDataError, read_manifest
 from data.splits import SPLITS
-from models.bottlenecks import BOTTLENECKS
+from models.bottlenecks import BOTTLENECKS, UnknownBottleneck
 from sweeps import ablation as ablations
-from sweeps.errors import SweepInterrupted
+from sweeps.errors import ResourceError, ResumeError, SweepInterrupted, UnknownSweep
 from sweeps.plan import SweepPlan
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import StorageError, check_writable, data_dir, results_dir
 from trainers.presets import PRESETS
-from trainers.tracking import TrackingUnavailable, check_reachable
+from trainers.steps import TooFewImages
+from trainers.tracking import RunNotFound, TrackingUnavailable, check_reachable
 
+# The project's own error types, each a mistake or a missing thing the user can fix; anything
+# else (a KeyError, a bug) keeps its traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ablations.AblationError,
     ConfigError,
     UnknownDataset,
-    FileNotFoundError,
-    LookupError,
+    UnknownBottleneck,
+    LayoutError,
+    PreparedDataError,
+    ResourceError,
+    ResumeError,
+    RunNotFound,
     StorageError,
+    TooFewImages,
     TrackingUnavailable,
+    UnknownSweep,
 )
 
 
@@ -102,6 +111,12 @@ def describe_plan(ablation: ablations.Ablation, plan: SweepPlan) -> str:
         f"ovat: base: {settings}",
         f"ovat: baseline: {plan.baseline or 'none'}",
     ]
+    data = plan.base.data
+    if data.dataset in LAYOUTS and not data.root:
+        lines.append(
+            f"ovat: note: data.dataset {data.dataset} reads ROOT=<path> "
+            f"({LAYOUTS[data.dataset].expects}); `make sweep` needs it"
+        )
     width = max(len(v) for v in plan.values)
     by_value = {value: [t for t in plan.trials if t.value == value] for value in plan.values}
     for value, trials in by_value.items():
@@ -372,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if args.debug:
             raise
-        message = error.args[0] if isinstance(error, LookupError) and error.args else error
-        print(f"ovat: error: {message}", file=sys.stderr)
+        print(f"ovat: error: {error}", file=sys.stderr)
         return 2
     return 0
 

@@ -89,7 +89,7 @@ class MlflowTrialLogger(ray.tune.Callback):
             experiment=self.plan.experiment,
             name=name,
             tags=tags,
-            params=spec.config.to_flat(),
+            params=spec.config.to_params(),
             parent_id=self.parent_run_id,
         )
         return key_tags

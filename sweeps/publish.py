@@ -8,13 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweeps import ranking
+from sweeps.errors import UnknownSweep
 from sweeps.plot import strip_plot
 from trainers import keys, tracking
 from trainers.paths import results_dir
-
-
-class UnknownSweep(LookupError):
-    pass
 
 
 @dataclass(frozen=True)

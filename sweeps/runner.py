@@ -16,8 +16,9 @@ from pathlib import Path
 import ray
 import ray.tune
 
-from data.registry import prepared_folder
-from sweeps.errors import ResumeError, SweepInterrupted
+from data.config import DataConfig
+from data.registry import images_to_load, prepared_folder
+from sweeps.errors import ResourceError, ResumeError, SweepInterrupted
 from sweeps.mlflow_callback import MlflowTrialLogger
 from sweeps.outbox import Outbox
 from sweeps.plan import SweepPlan, Trial
@@ -28,12 +29,8 @@ from trainers.config import ExperimentConfig
 from trainers.evaluation import load_splits
 from trainers.flops import train_flops_per_image
 from trainers.paths import data_dir, results_dir
+from trainers.steps import steps_per_epoch
 from trainers.trial import trainable, trial_resources
-
-
-class ResourceError(RuntimeError):
-    pass
-
 
 PLAN_FILE = "plan.json"  # results/<sweep_id>/plan.json: what a resume needs besides Tune's state
 # Tune snapshots its experiment state at most this often (default: >= 10 s); a driver killed
@@ -63,12 +60,16 @@ def trial_inputs(trials: tuple[Trial, ...]) -> dict[str, dict]:
     """Per trial key: the trial, its data in the object store (each distinct variant prepared
     and put once per sweep) and its FLOPs per image."""
     refs: dict[str, ray.ObjectRef] = {}
+    train_images: dict[str, int] = {}
     inputs = {}
     for trial in trials:
         cfg = trial.config
         key = data_key(cfg)
         if key not in refs:
-            refs[key] = ray.put(load_splits(cfg))
+            splits = load_splits(cfg)
+            train_images[key] = len(splits["train"])
+            refs[key] = ray.put(splits)
+        steps_per_epoch(train_images[key], cfg.train.batch_size, cfg.resources.workers)
         inputs[trial.key] = {
             "trial": trial,
             "data": refs[key],
@@ -79,20 +80,39 @@ def trial_inputs(trials: tuple[Trial, ...]) -> dict[str, dict]:
 
 def concurrency(trials: tuple[Trial, ...], available: dict | None = None) -> int:
     """How many trials fit on the cluster at once (e.g. 0.25 GPU per trial: four per GPU); an
-    error naming the shortfall if one never fits. Tune's cap uses the smallest trial's needs:
-    a larger trial beyond what fits waits for its workers, holding only its 0.01-CPU driver."""
+    error naming the shortfall if one never fits. With trials of several sizes the largest
+    decides: Tune's cap is one number, and it must never admit more trials than fit."""
     available = ray.cluster_resources() if available is None else available
     needs = {tuple(sorted(trial_resources(t.config.resources).items())) for t in trials}
     fits = []
     for need in needs:
-        for resource, amount in need:
-            if available.get(resource, 0) < amount:
-                raise ResourceError(
-                    f"one trial needs {amount:g} {resource} but the cluster has "
-                    f"{available.get(resource, 0):g}; lower resources.* or add nodes"
-                )
+        short = [(r, a) for r, a in need if available.get(r, 0) < a]
+        if short:
+            wants = " and ".join(f"{a:g} {r}" for r, a in short)
+            has = " and ".join(f"{available.get(r, 0):g} {r}" for r, _ in short)
+            raise ResourceError(
+                f"one trial needs {wants} but the cluster has {has}; lower resources.* or add nodes"
+            )
         fits.append(min(math.floor(available[r] / a + 1e-9) for r, a in need))
-    return max(1, max(fits))
+    return max(1, min(fits))
+
+
+def check_object_store(data: list[DataConfig], nodes: list[dict] | None = None) -> None:
+    """The sweep's data (each distinct variant once) must fit one node's object store: every
+    node that runs a trial holds a copy. Said before anything is decoded, put or logged."""
+    distinct = {prepared_folder(cfg, data_dir()).name + f"-{cfg.limit}": cfg for cfg in data}
+    need = sum(images_to_load(c, data_dir()) * 3 * c.resolution**2 for c in distinct.values())
+    nodes = ray.nodes() if nodes is None else nodes
+    stores = [n["Resources"].get("object_store_memory", 0) for n in nodes if n["Alive"]]
+    store = max(stores, default=0)
+    if need > store:
+        cfg = next(iter(distinct.values()))
+        raise ResourceError(
+            f"the sweep's data ({need / 1e9:.3g} GB of uint8 pixels: {cfg.dataset} at "
+            f"{cfg.resolution} px) does not fit in Ray's object store ({store / 1e9:.3g} GB on "
+            "the largest node): lower RES= (data.resolution), set data.limit=<images per split>, "
+            "or give the nodes more object-store memory (ray start --object-store-memory)"
+        )
 
 
 def ensure_ray() -> None:
@@ -124,8 +144,29 @@ def tune_storage() -> Path:
     return results_dir() / "ray"
 
 
+@contextlib.contextmanager
+def sweep_run_ends(parent: str):
+    """The sweep's MLflow run never stays RUNNING: an error between its start and the ranking
+    ends it FAILED with the reason as a tag (Ctrl-C outside Tune's loop: KILLED)."""
+    try:
+        yield
+    except SweepInterrupted:
+        raise  # run_tuner ended the run KILLED with the resume command
+    except BaseException as error:
+        interrupted = isinstance(error, KeyboardInterrupt)
+        reason = "interrupted" if interrupted else f"{type(error).__name__}: {error}"
+        with contextlib.suppress(Exception):  # the store itself may be what failed
+            tracking.set_tags(parent, {keys.STATUS: "failed", keys.ERROR: reason[:5000]})
+            tracking.end_run(parent, status="KILLED" if interrupted else "FAILED")
+        raise
+
+
 def run_plan(plan: SweepPlan, verbose: int = 0) -> Published:
-    """Run every trial of the plan and publish its ranking."""
+    """Run every trial of the plan and publish its ranking; a plan that cannot run on this
+    cluster is refused before anything is written."""
+    ensure_ray()
+    at_once = concurrency(plan.trials)
+    check_object_store([t.config.data for t in plan.trials])
     sweep_id = new_sweep_id(plan.name)
     plan.save(plan_path(sweep_id))
     sweep_tags = {
@@ -137,14 +178,22 @@ def run_plan(plan: SweepPlan, verbose: int = 0) -> Published:
         keys.TRIALS: len(plan.trials),
         **plan.tags,
     }
-    parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_flat())
-    ensure_ray()
+    parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_params())
+    with sweep_run_ends(parent):
+        return run_tuner(
+            make_tuner(plan, sweep_id, parent, at_once, verbose), plan, sweep_id, parent
+        )
+
+
+def make_tuner(
+    plan: SweepPlan, sweep_id: str, parent: str, at_once: int, verbose: int
+) -> ray.tune.Tuner:
     storage = tune_storage()
-    tuner = ray.tune.Tuner(
+    return ray.tune.Tuner(
         trainable(trial_inputs(plan.trials), str(storage / sweep_id)),
         param_space={"trial": ray.tune.grid_search([t.key for t in plan.trials])},
         tune_config=ray.tune.TuneConfig(
-            max_concurrent_trials=concurrency(plan.trials),
+            max_concurrent_trials=at_once,
             # The next trial reuses a finished trial's actor (Tune's function trainable resets
             # in place) instead of a new process importing torch: measured here, 8 one-CPU
             # trials on 2 CPUs went from 9.5 s to 0.3 s of idle slot per trial.
@@ -162,7 +211,6 @@ def run_plan(plan: SweepPlan, verbose: int = 0) -> Published:
             verbose=verbose,
         ),
     )
-    return run_tuner(tuner, plan, sweep_id, parent)
 
 
 def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
@@ -180,15 +228,17 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
     done = frozenset(r.data.tags[keys.TRIAL_KEY] for r in trials if r.info.status == "FINISHED")
     print(f"ovat: resuming {sweep_id}: {len(done)} of {len(plan.trials)} trials finished")
     ensure_ray()
+    check_object_store([t.config.data for t in plan.trials])
     resumed = int(parent.data.tags.get(keys.RESUMED, 0)) + 1
     tracking.set_tags(parent.info.run_id, {keys.RESUMED: resumed, keys.STATUS: "running"})
-    tuner = ray.tune.Tuner.restore(
-        str(path),
-        trainable=trainable(trial_inputs(plan.trials), str(path), done),
-        resume_unfinished=True,
-        resume_errored=True,
-    )
-    return run_tuner(tuner, plan, sweep_id, parent.info.run_id)
+    with sweep_run_ends(parent.info.run_id):
+        tuner = ray.tune.Tuner.restore(
+            str(path),
+            trainable=trainable(trial_inputs(plan.trials), str(path), done),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+        return run_tuner(tuner, plan, sweep_id, parent.info.run_id)
 
 
 def unfinished_sweep(name: str) -> str:

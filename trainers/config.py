@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data.config import DataConfig
-from data.layouts import LAYOUTS
 from data.registry import UnknownDataset, check_dataset
 from models.bottlenecks import BOTTLENECKS
 from models.config import ModelConfig
-from trainers.fastpath import PRECISIONS, SWITCHES
+from trainers.fastpath import MATMUL_PRECISIONS, PRECISIONS, SWITCHES
 
 
 class ConfigError(ValueError):
@@ -36,6 +35,7 @@ class TrainConfig:
     precision: str = "auto"  # bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on CPU
     channels_last: str = "auto"  # on, off; auto: on for CUDA
     compile: str = "auto"  # torch.compile the training step's model: on, off; auto: on for CUDA
+    matmul_precision: str = "highest"  # fp32 matmuls: highest, high (TF32), medium (the group's)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -50,6 +50,7 @@ class TrainConfig:
             ("precision", PRECISIONS),
             ("channels_last", SWITCHES),
             ("compile", SWITCHES),
+            ("matmul_precision", MATMUL_PRECISIONS),
         ):
             if getattr(self, name) not in valid:
                 raise ValueError(
@@ -116,11 +117,6 @@ class ExperimentConfig:
             check_dataset(self.data.dataset)
         except UnknownDataset as error:
             raise ConfigError(f"data.dataset: {error}") from None
-        if self.data.dataset in LAYOUTS and not self.data.root:
-            raise ConfigError(
-                f"data.dataset {self.data.dataset} needs data.root (ROOT=<path>): a folder with "
-                f"{LAYOUTS[self.data.dataset].expects}"
-            )
 
     def to_flat(self) -> dict[str, Any]:
         """{'model.bottleneck': 'vq', 'train.lr': 0.0003, ...}: every field, dotted."""
@@ -130,10 +126,21 @@ class ExperimentConfig:
             for key, value in dataclasses.asdict(getattr(self, section)).items()
         }
 
+    @property
+    def global_batch_size(self) -> int:
+        """Images per optimizer step over all data-parallel workers: what `train.lr` is tuned
+        for (the group: 256 per GPU x 4 GPUs = 1024 at lr 3e-4)."""
+        return self.train.batch_size * self.resources.workers
+
+    def to_params(self) -> dict[str, Any]:
+        """What a run logs: every field, dotted, and the derived settings a reader needs."""
+        return {**self.to_flat(), **{key: get(self) for key, get in DERIVED.items()}}
+
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> "ExperimentConfig":
-        """Parse dotted keys (values typed or strings); missing keys keep their defaults."""
-        return cls().with_overrides(flat)
+        """Parse dotted keys (values typed or strings); missing keys keep their defaults, and
+        derived ones (logged beside the config) are recomputed, not read."""
+        return cls().with_overrides({k: v for k, v in flat.items() if k not in DERIVED})
 
     def with_overrides(self, overrides: dict[str, Any]) -> "ExperimentConfig":
         """A copy with the given dotted keys replaced; only their values are parsed."""
@@ -160,6 +167,10 @@ class ExperimentConfig:
         """The dotted keys whose values differ from `other`'s, with this config's values."""
         mine, theirs = self.to_flat(), other.to_flat()
         return {key: value for key, value in mine.items() if theirs[key] != value}
+
+
+# Logged with every run, never set: computed from the config.
+DERIVED = {"train.global_batch_size": lambda cfg: cfg.global_batch_size}
 
 
 def field_types() -> dict[str, Any]:

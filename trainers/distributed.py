@@ -19,6 +19,15 @@ def all_reduce(sums: Sums, device: torch.device) -> Sums:
     return Sums(packed[0].item(), int(packed[1].item()))
 
 
+def all_reduce_means(means: list[float], device: torch.device) -> list[float]:
+    """Per-step means over all ranks (equal batches on every rank): one collective per epoch."""
+    if not is_distributed() or not means:
+        return means
+    packed = torch.tensor(means, dtype=torch.float64, device=device)
+    dist.all_reduce(packed)
+    return (packed / dist.get_world_size()).tolist()
+
+
 def agree_min(step: int, device: torch.device) -> int:
     """The smallest value over all ranks: every rank then stops at the same divergence check."""
     if not is_distributed():

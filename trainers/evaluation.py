@@ -30,7 +30,8 @@ def as_tensor(array: np.ndarray) -> torch.Tensor:
 def load_splits(cfg: ExperimentConfig, names=SPLITS) -> dict[str, np.ndarray]:
     """Prepare the config's data variant once, then read the named splits as uint8 arrays."""
     folder = prepare(cfg.data, data_dir())
-    return {name: read_split(folder, name, cfg.data.limit) for name in names}
+    data = cfg.data
+    return {name: read_split(folder, name, data.limit, data.split_seed) for name in names}
 
 
 class Evaluator:

@@ -12,6 +12,7 @@ import torch
 
 SWITCHES = ("auto", "on", "off")
 PRECISIONS = ("auto", "bf16", "fp32")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 
 
 @dataclass(frozen=True)

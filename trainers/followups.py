@@ -58,6 +58,7 @@ def parse_splits(text: str) -> list[str]:
 def score(model: Autoencoder, cfg: ExperimentConfig, splits: list[str]) -> dict[str, float]:
     """Loss per split on the fixed eval masks, with the trial's thread count (bitwise equal)."""
     torch.set_num_threads(cfg.resources.threads)
+    torch.set_float32_matmul_precision(cfg.train.matmul_precision)
     arrays, device = load_splits(cfg, splits), device_for(cfg)
     t = cfg.train
     fast = fastpath.resolve(t.precision, t.channels_last, "off", device)  # as the trial evaluated
@@ -86,7 +87,7 @@ def log_followup(
     if model is not None:
         all_tags[keys.FINGERPRINT] = audit.fingerprint(model)
     run_id = tracking.start_run(
-        experiment, f"{kind}-{source.name}", all_tags, {**cfg.to_flat(), **params}
+        experiment, f"{kind}-{source.name}", all_tags, {**cfg.to_params(), **params}
     )
     tracking.log_metrics(run_id, metrics, step=0)
     if model is not None:

@@ -23,13 +23,13 @@ import torch
 from models.autoencoder import Autoencoder, parameter_counts
 from trainers import audit, checkpoints, fastpath, keys
 from trainers.config import ExperimentConfig, TrainConfig
-from trainers.distributed import agree_min, all_reduce
+from trainers.distributed import agree_min, all_reduce, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
 from trainers.placement import placement
 from trainers.steps import (
     Diverged,
     DivergenceGuard,
-    Sums,
+    Shard,
     resident,
     seed_everything,
     set_deterministic,
@@ -37,9 +37,10 @@ from trainers.steps import (
 )
 
 
-def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """Independent, reproducible stream per (seed, epoch, rank): resume repeats the same epochs."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Independent, reproducible stream per (seed, epoch), the same on every rank (each takes
+    its slice of the global batches): a resume repeats the same epochs."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def build(cfg: ExperimentConfig, device: torch.device):
@@ -71,7 +72,7 @@ class Worker:
     world: int
     device: torch.device
     fast: fastpath.FastPath
-    train_images: torch.Tensor  # this rank's slice, uint8, on the GPU when it fits
+    train_images: torch.Tensor  # the whole split (each rank slices each global batch), uint8
     val: Evaluator
     test: Evaluator
     model: Autoencoder  # the plain model: evaluation, checkpoints, the audit
@@ -103,6 +104,7 @@ def setup(loop_config: dict) -> Worker:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(cfg.resources.threads)
+    torch.set_float32_matmul_precision(cfg.train.matmul_precision)
     if cfg.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         set_deterministic(True)
@@ -123,7 +125,7 @@ def setup(loop_config: dict) -> Worker:
         world=world,
         device=device,
         fast=fast,
-        train_images=resident(as_tensor(splits["train"])[rank::world], device),
+        train_images=resident(as_tensor(splits["train"]), device),
         val=Evaluator(splits["val"], cfg, rank, world, reduce),
         test=Evaluator(splits["test"], cfg, rank, world, reduce),
         model=model,
@@ -166,7 +168,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
 def train_and_validate(worker: Worker, epoch: int) -> dict | None:
     """One epoch's training pass and validation; None after reporting a divergence."""
     cfg, device = worker.cfg, worker.device
-    generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, worker.rank))
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch))
     guard = DivergenceGuard(epoch + 1, agree=functools.partial(agree_min, device=device))
     started = time.perf_counter()
     try:
@@ -180,6 +182,7 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
             device,
             guard,
             worker.fast,
+            Shard(worker.rank, worker.world),
         )
     except Diverged as error:
         # A result, not an exception: retrying a deterministic divergence would only repeat
@@ -188,7 +191,7 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
         return None
     train_s = time.perf_counter() - started
     val_loss, val_stats = worker.val(worker.model, device, worker.fast)  # uncompiled, as eval
-    images = len(worker.train_images)
+    images = train.count  # this rank's
     metrics = {
         keys.EPOCH: epoch + 1,
         keys.TRAIN_LOSS: all_reduce(train, device).mean,
@@ -200,7 +203,8 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
         **{f"val_{k}": v for k, v in val_stats.items()},
     }
     if cfg.train.log_every:
-        metrics[keys.STEP_METRICS] = {keys.STEP_LOSS: step_points(train, epoch, cfg.train)}
+        means = all_reduce_means(train.step_means, device)  # over the global batch, per step
+        metrics[keys.STEP_METRICS] = {keys.STEP_LOSS: step_points(means, epoch, cfg.train)}
     return metrics
 
 
@@ -245,11 +249,11 @@ def report_epoch(
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def step_points(train: Sums, epoch: int, cfg: TrainConfig) -> list[list[float]]:
-    """[[global step, loss], ...] every `log_every` steps of the epoch (rank 0's batches)."""
-    per_epoch = len(train.step_means)
+def step_points(step_means: list[float], epoch: int, cfg: TrainConfig) -> list[list[float]]:
+    """[[global step, loss], ...] every `log_every` steps of the epoch."""
+    per_epoch = len(step_means)
     return [
         [epoch * per_epoch + i, loss]
-        for i, loss in enumerate(train.step_means, 1)
+        for i, loss in enumerate(step_means, 1)
         if i % cfg.log_every == 0
     ]

@@ -3,6 +3,12 @@ base (`preset:` in an ablation file, `PRESET=` on the command line).
 
 `tiny` is the debug model every test and benchmark smoke run uses (as torchtitan's debug model):
 seconds per trial on a CPU, the same code path as the real thing.
+
+`group` is the group's run as their code at MinVQVAE 712799c made it (docs/group.md lists every
+setting and every remaining difference): ImageNet squashed to 256 px, their random_split of
+official train (seed 1337) with official val as test, 4 workers x 256 images (DeepSpeed ZeRO-2
+there, DDP here), 10 epochs of AdamW at 3e-4, fp32 with medium matmul precision, 32 px patches
+masked with probability 0.5. ROOT= names your ImageNet.
 """
 
 from typing import Any
@@ -21,6 +27,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.epochs": 1,
         "train.batch_size": 32,
         "train.log_every": 0,
+    },
+    "group": {
+        "model.bottleneck": "softvq",  # their "VQVAE"
+        "model.residual": "group",
+        "data.dataset": "imagenet",
+        "data.resolution": 256,
+        "data.resize": "squash",  # transforms.Resize((256, 256))
+        "data.protocol": "random-split",
+        "data.split_seed": 1337,
+        "data.mask_ratio": 0.5,
+        "data.mask_patch": 32,
+        "train.epochs": 10,
+        "train.batch_size": 256,  # per GPU
+        "train.lr": 3e-4,
+        "train.weight_decay": 0.01,  # AdamW's default, which they kept
+        "train.precision": "fp32",
+        "train.matmul_precision": "medium",  # torch.set_float32_matmul_precision('medium')
+        "train.channels_last": "off",
+        "train.compile": "off",
+        "resources.workers": 4,  # devices: 4
+        "resources.gpus_per_worker": 1,
+        "resources.cpus_per_worker": 4,  # their 4 DataLoader workers per GPU
     },
 }
 

@@ -72,19 +72,24 @@ def reconstruction_loss(
     return per_image, aux_loss, stats
 
 
+def draw_keep(n: int, cfg: DataConfig, generator: torch.Generator) -> torch.Tensor:
+    """Training masks (n, 1, g, g) for n images, drawn on the host: the same on every device."""
+    return patch_keep_grid(n, cfg.resolution // cfg.patch_size, cfg.mask_ratio, generator)
+
+
 def train_step(
     model: Autoencoder,
     optimizer: torch.optim.Optimizer,
     batch: torch.Tensor,
+    keep: torch.Tensor,
     cfg: DataConfig,
-    generator: torch.Generator,
     device: torch.device,
     fast: FastPath = PLAIN,
 ) -> torch.Tensor:
-    """One update on a uint8 batch; returns the batch's summed per-image loss, on device."""
+    """One update on a uint8 batch and its patch masks; returns the batch's summed per-image
+    loss, on device."""
     images = fast.images(to_unit(batch, device))
-    grid = cfg.resolution // cfg.patch_size
-    keep = to_device(patch_keep_grid(len(images), grid, cfg.mask_ratio, generator), device)
+    keep = to_device(keep, device)
     with fast.autocast_context(device):
         per_image, aux_loss, _ = reconstruction_loss(model, images, keep, cfg.patch_size)
     optimizer.zero_grad(set_to_none=True)
@@ -130,6 +135,52 @@ class DivergenceGuard:
             raise Diverged(self.epoch, step)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This worker's place among the data-parallel ranks of a trial."""
+
+    rank: int = 0
+    world: int = 1
+
+
+class TooFewImages(ValueError):
+    """Fewer training images than one global batch: an epoch would have no step."""
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Full global batches of batch_size x world in n images; none is an error."""
+    steps = n // (batch_size * world)
+    if steps == 0:
+        raise TooFewImages(
+            f"the train split has {n} images, fewer than one global batch of "
+            f"{batch_size * world} (resources.workers {world} x train.batch_size {batch_size}): "
+            "lower train.batch_size or use more images (data.limit)"
+        )
+    return steps
+
+
+def epoch_plan(
+    n: int, cfg: DataConfig, batch_size: int, generator: torch.Generator, shard: Shard = Shard()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's image indices (steps, batch) and masks (steps, batch, 1, g, g) for one epoch.
+
+    Every rank draws the same global order and masks from the same generator (DistributedSampler
+    style) and takes its slice of each global batch of batch x world images, so a seed gives the
+    same global batches, with the same masks, on any number of workers that divides it. The last
+    partial global batch is dropped: every rank then runs the same number of steps (an extra
+    step on one rank would wait forever in DDP's all-reduce), and no image is seen twice in an
+    epoch, which padding would do; the dropped images (fewer than one global batch) are
+    another random few each epoch."""
+    global_batch = batch_size * shard.world
+    steps = steps_per_epoch(n, batch_size, shard.world)
+    order = torch.randperm(n, generator=generator)[: steps * global_batch]
+    keep = draw_keep(steps * global_batch, cfg, generator)
+    mine = order.view(steps, shard.world, batch_size)[:, shard.rank]  # (steps, batch)
+    grid = keep.shape[-1]
+    my_keep = keep.view(steps, shard.world, batch_size, 1, grid, grid)[:, shard.rank]
+    return mine, my_keep
+
+
 def train_epoch(
     model: Autoencoder,
     optimizer: torch.optim.Optimizer,
@@ -140,27 +191,26 @@ def train_epoch(
     device: torch.device,
     guard: DivergenceGuard | None = None,
     fast: FastPath = PLAIN,
+    shard: Shard = Shard(),
 ) -> Sums:
-    """One shuffled pass; masks and order come from generator, so a seed repeats the epoch.
-
-    With a guard, a non-finite loss raises `Diverged` within `guard.every` steps."""
+    """One shuffled pass over the whole train split `images` (every rank holds all of it and
+    trains on its slice of each global batch; see `epoch_plan`). Order and masks come from
+    generator, so a seed repeats the epoch. With a guard, a non-finite loss raises `Diverged`
+    within `guard.every` steps."""
     model.train()
-    # Drawn on the host (the same order on every device), copied once: each step then gathers
-    # its batch where the images live, with no index copy per step.
-    order = to_device(torch.randperm(len(images), generator=generator), images.device)
-    starts = range(0, len(images), batch_size)
-    losses, sizes = [], []
-    for i in starts:
-        batch = images[order[i : i + batch_size]]
-        losses.append(train_step(model, optimizer, batch, cfg, generator, device, fast))
-        sizes.append(len(batch))
+    order, keep = epoch_plan(len(images), cfg, batch_size, generator, shard)
+    # Drawn on the host, copied once: each step then gathers its batch where the images live,
+    # with no index or mask copy per step.
+    order, keep = to_device(order, images.device), to_device(keep, device)
+    losses = []
+    for step in range(len(order)):
+        batch = images[order[step]]
+        losses.append(train_step(model, optimizer, batch, keep[step], cfg, device, fast))
         if guard is not None:
-            guard.check(losses, last=i == starts[-1])
-    if not losses:
-        return Sums(0.0, len(images))
+            guard.check(losses, last=step == len(order) - 1)
     stacked = torch.stack(losses)  # read back once per epoch, not per step
-    means = [total / size for total, size in zip(stacked.tolist(), sizes, strict=True)]
-    return Sums(stacked.sum().item(), len(images), means)
+    sums = stacked.tolist()
+    return Sums(sum(sums), len(order) * batch_size, [total / batch_size for total in sums])
 
 
 def train_steps(
@@ -181,7 +231,8 @@ def train_steps(
             order = torch.randperm(len(images), generator=generator)
         batch, order = order[:batch_size], order[batch_size:]
         batch = images[to_device(batch, images.device)]
-        losses.append(train_step(model, optimizer, batch, cfg, generator, device))
+        keep = draw_keep(len(batch), cfg, generator)
+        losses.append(train_step(model, optimizer, batch, keep, cfg, device))
         seen += len(batch)
     total = torch.stack(losses).sum().item() if losses else 0.0
     return Sums(total, seen)

@@ -26,6 +26,13 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+class RunNotFound(LookupError):
+    """No run by that id or name, or a run without the artifact asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class TrackingUnavailable(ConnectionError):
     """The tracking store cannot be reached or written: said before any trial starts."""
 
@@ -196,13 +203,13 @@ def resolve_run(ref: str):
         order_by=["attributes.start_time DESC"],
     )
     hint = ", ".join(r.info.run_name for r in recent) or "none yet: run `make sweep` first"
-    raise LookupError(f"no run {ref!r} in {tracking_uri()}; recent runs: {hint}")
+    raise RunNotFound(f"no run {ref!r} in {tracking_uri()}; recent runs: {hint}")
 
 
 def download_checkpoint(run_id: str, destination: Path) -> Path:
     names = {a.path for a in client().list_artifacts(run_id)}
     if "checkpoint" not in names:
-        raise LookupError(f"run {run_id} has no checkpoint artifact (artifacts: {sorted(names)})")
+        raise RunNotFound(f"run {run_id} has no checkpoint artifact (artifacts: {sorted(names)})")
     return Path(client().download_artifacts(run_id, "checkpoint", str(destination)))
 
 

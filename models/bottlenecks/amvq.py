@@ -16,12 +16,13 @@ class ArgmaxVQ(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.norm = nn.LayerNorm(cfg.embed_dim)
-        self.codebook = nn.Parameter(torch.randn(cfg.codebook_size, cfg.embed_dim))
+        self.codebook = nn.Embedding(cfg.codebook_size, cfg.embed_dim)  # E ~ N(0, 1)
 
     def forward(self, z: torch.Tensor) -> BottleneckOutput:
         u = self.norm(z)  # (B, N, D)
-        indices = (u @ self.codebook.T).argmax(dim=-1)  # (B, N)
-        q1 = self.codebook[indices]  # (B, N, D)
+        codebook = self.codebook.weight  # (K, D)
+        indices = (u @ codebook.T).argmax(dim=-1)  # (B, N)
+        q1 = codebook[indices]  # (B, N, D)
         q2 = u + (q1 - u).detach()
-        stats = hard_code_stats(indices, self.codebook.shape[0])
+        stats = hard_code_stats(indices, codebook.shape[0])
         return BottleneckOutput((q1 + q2) / 2, no_loss(z), stats)

@@ -15,9 +15,10 @@ class SoftmaxVQ(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.norm = nn.LayerNorm(cfg.embed_dim)
-        self.codebook = nn.Parameter(torch.randn(cfg.codebook_size, cfg.embed_dim))
+        self.codebook = nn.Embedding(cfg.codebook_size, cfg.embed_dim)  # E ~ N(0, 1)
 
     def forward(self, z: torch.Tensor) -> BottleneckOutput:
         u = self.norm(z)  # (B, N, D)
-        probs = torch.softmax(u @ self.codebook.T / math.sqrt(u.shape[-1]), dim=-1)  # (B, N, K)
-        return BottleneckOutput(probs @ self.codebook, no_loss(z), soft_code_stats(probs))
+        codebook = self.codebook.weight  # (K, D)
+        probs = torch.softmax(u @ codebook.T / math.sqrt(u.shape[-1]), dim=-1)  # (B, N, K)
+        return BottleneckOutput(probs @ codebook, no_loss(z), soft_code_stats(probs))

@@ -14,16 +14,19 @@ class SoftVQ(nn.Module):
 
     The straight-through output sends no gradient to E, so E stays at its N(0, 1) draw and is
     registered frozen: the parameter counts then say honestly that only the LayerNorm learns.
+    (The group's E was a trainable `nn.Embedding` that never got a gradient: the same values,
+    in the same parameter order, LayerNorm first.)
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.norm = nn.LayerNorm(cfg.embed_dim)
-        codebook = torch.randn(cfg.codebook_size, cfg.embed_dim)
-        self.codebook = nn.Parameter(codebook, requires_grad=False)
+        self.codebook = nn.Embedding(cfg.codebook_size, cfg.embed_dim)  # E ~ N(0, 1)
+        self.codebook.weight.requires_grad_(False)
 
     def forward(self, z: torch.Tensor) -> BottleneckOutput:
         u = self.norm(z)  # (B, N, D)
-        probs = torch.softmax(u @ self.codebook.T / math.sqrt(u.shape[-1]), dim=-1)  # (B, N, K)
-        q = probs @ self.codebook  # (B, N, D)
+        codebook = self.codebook.weight  # (K, D)
+        probs = torch.softmax(u @ codebook.T / math.sqrt(u.shape[-1]), dim=-1)  # (B, N, K)
+        q = probs @ codebook  # (B, N, D)
         return BottleneckOutput(u + (q - u).detach(), no_loss(z), soft_code_stats(probs))

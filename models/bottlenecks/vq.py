@@ -14,21 +14,23 @@ class VectorQuantizer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         k = cfg.codebook_size
-        self.codebook = nn.Parameter(torch.empty(k, cfg.embed_dim).uniform_(-1 / k, 1 / k))
+        self.codebook = nn.Embedding(k, cfg.embed_dim)
+        nn.init.uniform_(self.codebook.weight, -1 / k, 1 / k)  # the paper's small init
         self.commitment = cfg.commitment
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Index of the closest codebook entry per token: (B, N, D) -> (B, N)."""
+        codebook = self.codebook.weight  # (K, D)
         distances = (
-            z.pow(2).sum(-1, keepdim=True) - 2 * z @ self.codebook.T + self.codebook.pow(2).sum(-1)
+            z.pow(2).sum(-1, keepdim=True) - 2 * z @ codebook.T + codebook.pow(2).sum(-1)
         )  # (B, N, K)
         return distances.argmin(dim=-1)
 
     def forward(self, z: torch.Tensor) -> BottleneckOutput:
         indices = self.nearest(z)
-        q = self.codebook[indices]  # (B, N, D)
+        q = self.codebook.weight[indices]  # (B, N, D)
         codebook_loss = F.mse_loss(q, z.detach())
         commitment_loss = F.mse_loss(z, q.detach())
-        stats = hard_code_stats(indices, self.codebook.shape[0])
+        stats = hard_code_stats(indices, self.codebook.num_embeddings)
         aux = codebook_loss + self.commitment * commitment_loss
         return BottleneckOutput(z + (q - z).detach(), aux, stats)

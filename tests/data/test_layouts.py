@@ -68,7 +68,7 @@ def test_missing_empty_and_unset_roots_name_the_path_and_the_layout(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(LayoutError, match=f"{tmp_path / 'empty'} is empty; imagefolder expects"):
         scan("imagefolder", tmp_path / "empty")
-    with pytest.raises(LayoutError, match="needs a source folder: ROOT="):
+    with pytest.raises(LayoutError, match=r"needs data.root \(ROOT=<path>\): a folder with train"):
         scan("tiny-imagenet", "")
 
 

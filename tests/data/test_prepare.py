@@ -1,16 +1,18 @@
 """Preparing each on-disk variant (in-process; the Ray path is in tests/integration/test_prepare.py):
 counts, quirky files, the split protocols, reuse, resume after an interruption, and errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from data import prepare as preparing
 from data.config import DataConfig
-from data.decode import fit
+from data.decode import crop
 from data.layouts import LayoutError
 from data.registry import prepare, prepared_folder
-from data.shards import read_column, read_manifest, read_split
+from data.shards import read_column, read_manifest, read_split, subset_rows
 from tests.data import trees
 from tests.data.trees import BUILDERS
 
@@ -97,7 +99,7 @@ def test_quirky_files_come_out_as_rgb_and_the_truncated_one_is_listed(tmp_path):
     originals = trees.imagefolder_tree(tmp_path / "src")
     folder, manifest = prepared("imagefolder", tmp_path / "src", tmp_path / "data", res=32)
     expected = {
-        name: fit(Image.fromarray(pixels), 32).astype(int) for name, pixels in originals.items()
+        name: crop(Image.fromarray(pixels), 32).astype(int) for name, pixels in originals.items()
     }
     # a PNG named .JPEG is read by content, losslessly: exactly the resized original
     assert np.array_equal(row_of(folder, "png-named.JPEG"), expected["png-named.JPEG"])
@@ -109,7 +111,7 @@ def test_quirky_files_come_out_as_rgb_and_the_truncated_one_is_listed(tmp_path):
     gray = row_of(folder, "gray.JPEG")
     assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
     luminance = np.asarray(Image.fromarray(originals["gray.JPEG"]).convert("L"))
-    assert np.abs(gray[..., 0] - fit(Image.fromarray(luminance), 32)[..., 0]).mean() < 4
+    assert np.abs(gray[..., 0] - crop(Image.fromarray(luminance), 32)[..., 0]).mean() < 4
     skipped = manifest["skipped"]
     assert [s["path"] for s in skipped] == ["train/cat/truncated.JPEG"]
     assert "truncated" in skipped[0]["reason"]
@@ -123,7 +125,7 @@ def test_resize_is_torchvision_resize_then_centre_crop(tmp_path):
     assert photo.shape[:2] == (72, 96)
     reference = transforms.Compose([transforms.Resize(24), transforms.CenterCrop(24)])
     image = Image.fromarray(photo)
-    assert np.array_equal(fit(image.copy(), 24), np.asarray(reference(image)))
+    assert np.array_equal(crop(image.copy(), 24), np.asarray(reference(image)))
 
 
 def test_second_prepare_reuses_the_shards_and_a_changed_tree_prepares_again(tmp_path):
@@ -258,7 +260,8 @@ def test_many_parts_chunks_and_shards_give_the_same_split_as_one(tmp_path, monke
     for split in ("train", "val", "test"):
         assert np.array_equal(read_split(whole, split), read_split(split_up, split))
         assert read_column(whole, split, "source") == read_column(split_up, split, "source")
-    assert np.array_equal(read_split(split_up, "train", limit=25), read_split(whole, "train")[:25])
+    rows = subset_rows(read_manifest(whole)["splits"]["train"]["count"], 25, "train")
+    assert np.array_equal(read_split(split_up, "train", limit=25), read_split(whole, "train")[rows])
 
 
 def test_a_task_that_cannot_see_the_source_fails_instead_of_skipping_its_files(tmp_path):
@@ -269,3 +272,65 @@ def test_a_task_that_cannot_see_the_source_fails_instead_of_skipping_its_files(t
         decode_files(
             str(tmp_path / "elsewhere"), ["a.jpg"], [0], 0, "train", 16, Splitter("official")
         )
+
+
+def test_squash_is_torchvision_resize_to_a_square_on_jpegs_and_pngs(tmp_path):
+    """The group's `Resize((256, 256))`: no crop, no draft decode, pixel for pixel."""
+    from torchvision import transforms
+
+    from data.decode import read_image
+
+    photo = trees.tiles(2, side=96)[0]  # 96 x 72: squashing changes the aspect ratio
+    reference = transforms.Resize((24, 24))
+    for name in ("photo.jpg", "photo.png"):
+        Image.fromarray(photo).save(tmp_path / name)
+        with Image.open(tmp_path / name) as image:
+            expected = np.asarray(reference(image.convert("RGB")))
+        assert np.array_equal(read_image(tmp_path / name, 24, "squash"), expected), name
+
+
+def test_random_split_is_the_groups_torch_random_split_over_imagefolder_order(tmp_path):
+    """torchvision's ImageFolder lists train/; random_split(ds, [int(0.8 n), n - int(0.8 n)],
+    generator=torch.Generator().manual_seed(1337)) picks val: the prepared val is that set."""
+    import torch
+    from torchvision.datasets import ImageFolder
+
+    trees.imagenet_tree(tmp_path / "src", per_class=30, val_flat=False)
+    folder, manifest = prepared(
+        "imagenet", tmp_path / "src", tmp_path / "data", protocol="random-split", split_seed=1337
+    )
+    listed = ImageFolder(str(tmp_path / "src" / "train")).samples
+    n = len(listed)
+    _, theirs = torch.utils.data.random_split(
+        range(n), [int(n * 0.8), n - int(n * 0.8)], generator=torch.Generator().manual_seed(1337)
+    )
+    expected = {
+        f"train/{Path(listed[i][0]).relative_to(tmp_path / 'src' / 'train')}"
+        for i in theirs.indices
+    }
+    skipped = {entry["path"] for entry in manifest["skipped"]}
+    assert set(read_column(folder, "val", "source")) == expected - skipped
+    assert counts(manifest)["val"] + counts(manifest)["train"] == n - len(skipped)
+    assert all(s.startswith("val/") for s in read_column(folder, "test", "source"))
+    assert "random_split" in manifest["protocol_detail"] and "1337" in manifest["protocol_detail"]
+
+
+def test_random_split_refuses_array_batches(tmp_path):
+    BUILDERS["imagenet32"](tmp_path / "src")
+    with pytest.raises(LayoutError, match="random-split needs one file per image"):
+        prepared("imagenet32", tmp_path / "src", tmp_path / "data", protocol="random-split")
+
+
+def test_a_limited_split_is_a_seeded_subset_spread_over_every_class(tmp_path):
+    trees.imagefolder_tree(tmp_path / "src", per_class=20)  # train: cat, dog, fish in order
+    folder, _ = prepared("imagefolder", tmp_path / "src", tmp_path / "data")
+    classes = read_column(folder, "train", "class_id")
+    rows = subset_rows(len(classes), 12, "train", seed=0)
+    assert len(rows) == 12 and list(rows) == sorted(set(rows))
+    assert {classes[i] for i in rows} == {0, 1, 2}  # the first 12 rows would all be cats
+    assert {classes[i] for i in range(12)} == {0}
+    again = subset_rows(len(classes), 12, "train", seed=0)
+    assert np.array_equal(rows, again) and not np.array_equal(
+        rows, subset_rows(len(classes), 12, "train", seed=1)
+    )
+    assert np.array_equal(read_split(folder, "train", limit=12), read_split(folder, "train")[rows])

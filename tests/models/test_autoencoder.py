@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.autoencoder import Autoencoder, parameter_counts
+from models.autoencoder import Autoencoder, ResidualBlock, parameter_counts
 from models.config import ModelConfig
 
 
@@ -52,3 +52,41 @@ def test_softvq_codebook_counts_as_frozen():
 def test_bad_model_values_are_rejected(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         ModelConfig(**bad)
+
+
+def hand_block(residual: str) -> ResidualBlock:
+    """2 channels, F = Conv1x1(ReLU(Conv3x3(.))) with Conv3x3 = identity and Conv1x1 = 2 I + 0.5:
+    on non-negative r, F(r) = 2 r + 0.5."""
+    block = ResidualBlock(2, 2, residual)
+    with torch.no_grad():
+        for conv in (block.net[1], block.net[3]):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        for c in range(2):
+            block.net[1].weight[c, c, 1, 1] = 1.0
+            block.net[3].weight[c, c, 0, 0] = 2.0
+        block.net[3].bias.fill_(0.5)
+    return block
+
+
+def test_the_groups_residual_block_rectifies_the_skip():
+    """Their in-place ReLU rewrites the input before `out += input`: relu(x) + F(relu(x)).
+    With x = (-1, 2): relu(x) = (0, 2), F = (0.5, 4.5), so (0.5, 6.5); the textbook block,
+    x + F(relu(x)), gives (-0.5, 6.5): the negative input passes through its skip."""
+    x = torch.tensor([-1.0, 2.0]).reshape(1, 2, 1, 1)
+    group = hand_block("group")(x).flatten().tolist()
+    preact = hand_block("preact")(x).flatten().tolist()
+    assert group == [0.5, 6.5]
+    assert preact == [-0.5, 6.5]
+
+
+def test_the_default_model_uses_the_groups_block_and_the_block_is_in_the_fingerprint():
+    from trainers.audit import fingerprint
+
+    model = Autoencoder(ModelConfig())
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 4 and {b.residual for b in blocks} == {"group"}
+    textbook = Autoencoder(ModelConfig(residual="preact"))
+    assert fingerprint(model) != fingerprint(textbook)
+    with pytest.raises(ValueError, match="model.residual must be one of group, preact"):
+        ModelConfig(residual="post")

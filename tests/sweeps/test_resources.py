@@ -3,7 +3,8 @@
 import pytest
 
 from sweeps import ablation as ablations
-from sweeps.runner import ResourceError, concurrency
+from sweeps.errors import ResourceError
+from sweeps.runner import check_object_store, concurrency
 from trainers.config import ExperimentConfig
 from trainers.trial import scaling_config, trial_resources
 
@@ -36,7 +37,7 @@ def test_trials_at_once_follow_the_scarcer_resource(gpu_trials, available, at_on
 
 
 def test_a_cluster_without_gpus_is_an_error_naming_the_shortfall(gpu_trials):
-    with pytest.raises(ResourceError, match="one trial needs 0.25 GPU but the cluster has 0"):
+    with pytest.raises(ResourceError, match="one trial needs 0.25 GPU but the cluster has 0 GPU"):
         concurrency(gpu_trials, {"CPU": 64})
 
 
@@ -48,12 +49,13 @@ def test_a_cpu_ablation_asks_no_gpu():
     assert concurrency(trials, {"CPU": 2}) == 2
 
 
-def test_trials_of_different_sizes_all_fit_or_none_runs(gpu_trials):
+def test_trials_of_different_sizes_never_admit_more_than_fit(gpu_trials):
     varied = ablations.Ablation.from_dict(
         "sizes", {"vary": {"resources.gpus_per_worker": [0.25, 1.0]}, "baseline": 0.25}
     )
     trials = ablations.plan(varied).trials
-    assert concurrency(trials, {"CPU": 8, "GPU": 1}) == 4
+    assert concurrency(trials, {"CPU": 8, "GPU": 1}) == 1  # four small ones would fit, one large
+    assert concurrency(trials, {"CPU": 8, "GPU": 4}) == 4
     with pytest.raises(ResourceError, match="needs 1 GPU but the cluster has 0.5"):
         concurrency(trials, {"CPU": 8, "GPU": 0.5})
 
@@ -72,3 +74,36 @@ def test_a_pinned_trial_selects_its_node_by_id_label():
     scaling = scaling_config(ExperimentConfig().resources, node="0f3a")
     assert scaling.label_selector == {"ray.io/node-id": "0f3a"}
     assert scaling_config(ExperimentConfig().resources).label_selector is None
+
+
+def test_the_groups_protocol_is_refused_without_four_gpus_naming_what_is_missing():
+    plan = ablations.plan(ablations.load("bottleneck-group"), {"data.root": "/data/imagenet"})
+    assert trial_resources(plan.trials[0].config.resources) == {"CPU": 16.0, "GPU": 4.0}
+    message = "one trial needs 16 CPU and 4 GPU but the cluster has 2 CPU and 0 GPU"
+    with pytest.raises(ResourceError, match=message):
+        concurrency(plan.trials, {"CPU": 2.0})
+    assert concurrency(plan.trials, {"CPU": 64.0, "GPU": 8.0}) == 2
+
+
+def node(store_gb: float, alive: bool = True) -> dict:
+    return {"Alive": alive, "Resources": {"CPU": 2.0, "object_store_memory": store_gb * 1e9}}
+
+
+def test_data_that_does_not_fit_the_object_store_is_refused_naming_the_fixes(tmp_path, monkeypatch):
+    from data.config import DataConfig
+    from tests.data import trees
+
+    monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
+    trees.imagefolder_tree(tmp_path / "tree", per_class=20)  # 64 + 12 + 9 files listed
+    cfg = DataConfig(dataset="imagefolder", root=str(tmp_path / "tree"), resolution=256)
+    need = 85 * 3 * 256 * 256  # 16.7 MB, from the listing: nothing is decoded
+    check_object_store([cfg, cfg], [node(need / 1e9 + 0.001)])  # one copy for both trials
+    with pytest.raises(ResourceError) as refused:
+        check_object_store([cfg], [node(0.01), node(0.012, alive=False)])
+    message = str(refused.value)
+    assert "data (0.0167 GB of uint8 pixels: imagefolder at 256 px) does not fit" in message
+    for fix in ("RES=", "data.limit=", "(0.01 GB on the largest node)"):
+        assert fix in message
+    check_object_store([DataConfig(dataset="imagefolder", root=cfg.root, resolution=256, limit=10)],
+                       [node(0.01)])  # fmt: skip
+    assert not (tmp_path / "data").exists()  # nothing was prepared to find this out

@@ -35,21 +35,21 @@ def audited_training(net: Autoencoder, steps=3, weight_decay=0.0):
 
 def test_audit_flags_softvq_codebook_as_never_trained_and_amvq_as_trained():
     soft = audited_training(model("softvq"))
-    assert not soft["bottleneck.codebook"].got_gradient
-    assert soft["bottleneck.codebook"].cause == "unchanged"
+    assert not soft["bottleneck.codebook.weight"].got_gradient
+    assert soft["bottleneck.codebook.weight"].cause == "unchanged"
     assert soft["bottleneck.norm.weight"].cause == "gradient"
     argmax = audited_training(model("amvq"))
-    assert argmax["bottleneck.codebook"].got_gradient
-    assert argmax["bottleneck.codebook"].relative_change > 0
+    assert argmax["bottleneck.codebook.weight"].got_gradient
+    assert argmax["bottleneck.codebook.weight"].relative_change > 0
 
 
 def test_trainable_tensor_without_gradient_is_reported_even_when_decay_moves_it():
     net = model("softvq")
-    net.bottleneck.codebook.requires_grad = True  # the group's belief: "E is trained"
+    net.bottleneck.codebook.weight.requires_grad = True  # the group's belief: "E is trained"
     rows = audited_training(net, weight_decay=0.1)
-    assert audit.untrained(list(rows.values())) == ["bottleneck.codebook"]
+    assert audit.untrained(list(rows.values())) == ["bottleneck.codebook.weight"]
     # AdamW skips tensors whose grad is None, so the codebook stays put without a gradient
-    assert rows["bottleneck.codebook"].cause == "unchanged"
+    assert rows["bottleneck.codebook.weight"].cause == "unchanged"
     assert audit.summary(list(rows.values()))["audit.untrained_params"] == 1
 
 
@@ -72,7 +72,9 @@ def test_transplant_keeps_every_other_weight_bit_identical():
     outside = [k for k in after if not k.startswith("bottleneck.")]
     assert outside and all(torch.equal(before[k], after[k]) for k in outside)
     # the new bottleneck is exactly a fresh one drawn with the transplant's seed
-    assert torch.equal(target.bottleneck.codebook, model("softvq", 3).bottleneck.codebook)
+    assert torch.equal(
+        target.bottleneck.codebook.weight, model("softvq", 3).bottleneck.codebook.weight
+    )
     assert target.bottleneck.norm.weight.eq(1).all()  # fresh, untrained LayerNorm
 
 

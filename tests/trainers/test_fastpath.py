@@ -11,7 +11,14 @@ from tests.conftest import tiny_model
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.fastpath import PLAIN, FastPath, convert, resolve
 from trainers.flops import train_flops_per_image
-from trainers.steps import evaluate, resident, seed_everything, to_device, train_step
+from trainers.steps import (
+    draw_keep,
+    evaluate,
+    resident,
+    seed_everything,
+    to_device,
+    train_step,
+)
 
 CPU = torch.device("cpu")
 SMALL = tiny_model(bottleneck="vq")
@@ -33,7 +40,9 @@ def step_loss(fast: FastPath) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 255).byte()
     generator = torch.Generator().manual_seed(2)
-    return train_step(model, optimizer, batch, DATA, generator, CPU, fast).item()
+    return train_step(
+        model, optimizer, batch, draw_keep(8, DATA, generator), DATA, CPU, fast
+    ).item()
 
 
 def test_bf16_autocast_changes_the_step_and_stays_close():
@@ -88,7 +97,8 @@ def three_step_losses(fast: FastPath, device: torch.device = CPU) -> list[float]
     losses = []
     for i in range(3):
         batch = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(i)) * 255).byte()
-        losses.append(train_step(model, optimizer, batch, DATA, generator, device, fast))
+        keep = draw_keep(8, DATA, generator)
+        losses.append(train_step(model, optimizer, batch, keep, DATA, device, fast))
     return [loss.item() for loss in losses]
 
 
@@ -114,7 +124,8 @@ def test_a_fast_training_step_never_makes_the_host_wait():
 
     def step():
         order = to_device(torch.randperm(len(images), generator=generator)[:8], cuda)
-        return train_step(model, optimizer, images[order], DATA, generator, cuda, fast)
+        keep = draw_keep(8, DATA, generator)
+        return train_step(model, optimizer, images[order], keep, DATA, cuda, fast)
 
     for _ in range(3):  # compile, autotune, optimizer state: all before the check
         step()

@@ -13,6 +13,9 @@ from trainers.steps import (
     NO_BAD_STEP,
     Diverged,
     DivergenceGuard,
+    Shard,
+    TooFewImages,
+    epoch_plan,
     evaluate,
     first_bad_step,
     seed_everything,
@@ -35,7 +38,7 @@ def train(seed: int, epochs: int = 1, data=None):
     cfg = DataConfig(resolution=16)
     losses = []
     for epoch in range(epochs):
-        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch, 0))
+        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         losses.append(train_epoch(model, optimizer, data, cfg, 8, generator, CPU).mean)
     return model, losses
 
@@ -70,11 +73,10 @@ def test_an_epoch_keeps_each_steps_mean_loss_for_the_loss_curve():
     sums = train_epoch(
         model, optimizer, images(30), DataConfig(resolution=16), 8, torch.Generator(), CPU
     )
-    assert len(sums.step_means) == 4  # batches of 8, 8, 8 and 6
-    weighted = sum(m * n for m, n in zip(sums.step_means, [8, 8, 8, 6], strict=True))
-    assert weighted == pytest.approx(sums.loss, rel=1e-5)
-    points = step_points(sums, epoch=2, cfg=TrainConfig(log_every=2))
-    assert points == [[10, sums.step_means[1]], [12, sums.step_means[3]]]  # global steps
+    assert len(sums.step_means) == 3 and sums.count == 24  # 8, 8, 8; the last 6 are dropped
+    assert sum(m * 8 for m in sums.step_means) == pytest.approx(sums.loss, rel=1e-5)
+    points = step_points(sums.step_means, epoch=2, cfg=TrainConfig(log_every=2))
+    assert points == [[8, sums.step_means[1]]]  # global steps: epoch 2 (0-based) starts at 7
 
 
 def test_training_lowers_the_loss():
@@ -126,3 +128,33 @@ def test_first_bad_step_and_agreement_across_ranks():
     # another rank saw a NaN first: this rank stops at that check too
     with pytest.raises(Diverged, match="step 1"):
         DivergenceGuard(1, every=1, agree=lambda step: min(step, 1)).check([finite], last=False)
+
+
+def test_every_rank_runs_the_same_steps_and_the_global_batches_match_any_world_size():
+    cfg = DataConfig(resolution=16)
+    one = epoch_plan(129, cfg, 64, torch.Generator().manual_seed(3), Shard(0, 1))
+    two = [epoch_plan(129, cfg, 32, torch.Generator().manual_seed(3), Shard(r, 2)) for r in (0, 1)]
+    assert one[0].shape == (2, 64) and all(order.shape == (2, 32) for order, _ in two)
+    for step in range(2):  # the same images, with the same masks, in every global batch
+        assert torch.equal(torch.cat([two[0][0][step], two[1][0][step]]), one[0][step])
+        assert torch.equal(torch.cat([two[0][1][step], two[1][1][step]]), one[1][step])
+    seen = torch.cat([order.flatten() for order, _ in two])
+    assert len(set(seen.tolist())) == 128  # no image twice; one of 129 dropped this epoch
+
+
+def test_each_epoch_reshuffles_the_whole_split_across_ranks():
+    cfg = DataConfig(resolution=16)
+    first, second = (
+        set(
+            epoch_plan(64, cfg, 8, torch.Generator().manual_seed(seed), Shard(0, 2))[0]
+            .flatten()
+            .tolist()
+        )
+        for seed in (epoch_seed(0, 0), epoch_seed(0, 1))
+    )
+    assert first != second  # rank 0 does not keep a fixed slice
+
+
+def test_fewer_images_than_a_global_batch_is_a_clear_error():
+    with pytest.raises(TooFewImages, match="the train split has 50 images, fewer than one global"):
+        epoch_plan(50, DataConfig(resolution=16), 32, torch.Generator(), Shard(1, 2))

@@ -31,9 +31,11 @@ DETERMINISTIC ?=
 PORT ?= 5000
 TRIALS ?= 50
 CPUS ?=
+ONLY ?=
+VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,10 +45,12 @@ help: ## show this help
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@command -v $(PYTHON) >/dev/null || { echo "ovat: error: $(PYTHON) not found: install Python 3.11, or name it: make ... PYTHON=/path/to/python3.11"; exit 2; }
+	@echo "ovat: setting up $(VENV) with $(PYTHON) and the pinned dependencies (first run: a few minutes; pip's log: $(VENV)/install.log)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --upgrade pip > $(VENV)/install.log 2>&1 || { tail -40 $(VENV)/install.log; exit 1; }
+	@$(BIN)/python -m pip install -e '.[dev]' >> $(VENV)/install.log 2>&1 || { tail -40 $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
 
 # What decides a sweep's trials: the same for `make plan` and `make sweep`.
 PLAN_OPTIONS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) \
@@ -55,29 +59,30 @@ PLAN_OPTIONS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $
 	$(foreach s,$(SET),--set $(s))
 
 plan: setup ## print the trials `make sweep` would run (same variables); starts nothing
-	$(OVAT) plan $(ABLATION) $(PLAN_OPTIONS)
+	@$(OVAT) plan $(ABLATION) $(PLAN_OPTIONS)
 
-sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, PRESET, DATASET, ROOT, RES, SET; RESUME=1)
-	$(OVAT) sweep $(ABLATION) $(PLAN_OPTIONS) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume $(RESUME))
+sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, PRESET, DATASET, ROOT, RES, SET; RESUME=1; VERBOSE=1)
+	@$(OVAT) sweep $(ABLATION) $(PLAN_OPTIONS) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume $(RESUME)) \
+		$(if $(VERBOSE),--verbose $(VERBOSE))
 
 prepare: setup ## decode DATASET under ROOT once into Parquet shards at RES px, in parallel on Ray (PROTOCOL)
-	$(OVAT) prepare $(or $(DATASET),sample) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
+	@$(OVAT) prepare $(or $(DATASET),sample) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
 		$(if $(PROTOCOL),--protocol $(PROTOCOL))
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
-	$(OVAT) rank $(SWEEP)
+	@$(OVAT) rank $(SWEEP)
 
 probe: setup ## rerun trial RUN: REPEATS times its own seed, REPEATS other seeds (DETERMINISTIC=1 adds a strict set)
-	$(OVAT) probe "$(RUN)" $(if $(REPEATS),--repeats $(REPEATS)) $(if $(DETERMINISTIC),--deterministic)
+	@$(OVAT) probe "$(RUN)" $(if $(REPEATS),--repeats $(REPEATS)) $(if $(DETERMINISTIC),--deterministic)
 
 eval: setup ## evaluate RUN's checkpoint on SPLITS (DATASET= for another variant)
-	$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)")
+	@$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)")
 
 transplant: setup ## put a fresh, untrained BOTTLENECK into RUN's trained model and evaluate
-	$(OVAT) transplant "$(RUN)" --bottleneck $(BOTTLENECK)
+	@$(OVAT) transplant "$(RUN)" --bottleneck $(BOTTLENECK)
 
 finetune: setup ## fine-tune RUN for STEPS with only TRAIN's parameters trainable (SHOTS=N images)
-	$(OVAT) finetune "$(RUN)" --train '$(TRAIN)' --steps $(STEPS) --shots $(SHOTS)
+	@$(OVAT) finetune "$(RUN)" --train '$(TRAIN)' --steps $(STEPS) --shots $(SHOTS)
 
 # docker compose v2 where present, else the standalone docker-compose
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) -f docker/compose.yaml
@@ -94,10 +99,13 @@ cluster-sweep: ## `make sweep` inside the compose cluster's Ray head (ABLATION, 
 		DATASET=$(DATASET) ROOT=$(ROOT) RES=$(RES) SET='$(SET)'
 
 list: setup ## list ablations, bottlenecks and datasets
-	$(OVAT) list
+	@$(OVAT) list
 
 bench: setup ## every benchmark row in one run (~8 min): ratios against targets, to results/bench/
 	$(BIN)/python -m bench all
+
+docs: setup ## rerun every command the docs quote and write its output back (ONLY=<text> picks some)
+	@$(BIN)/python -m bench.docs $(if $(ONLY),--only "$(ONLY)")
 
 bench-gpu: setup ## on a GPU machine: fp32 eager vs bf16+channels_last+compile, 1/2/4 packed trials (<5 min)
 	$(BIN)/python -m bench.gpu

@@ -3,8 +3,10 @@
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
+from bench import page
 from bench import rows as output
 from bench.data_loading import PrepareBench, data_rows, prepare_row
 from bench.scheduling import run_load
@@ -55,10 +57,13 @@ def main(argv: list[str] | None = None) -> None:
     store = results_dir() / "bench"
     store.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")  # not the user's
+    started = time.monotonic()
     rows = BENCHMARKS[args.name](args)
     paths = output.write(rows, args.name)
     print(output.markdown(rows))
     print(f"bench: wrote {paths['json']} and {paths['markdown']}")
+    if args.name == "all":
+        print(f"bench: wrote {page.write(rows, time.monotonic() - started)}")
 
 
 if __name__ == "__main__":

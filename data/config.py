@@ -9,16 +9,20 @@ RESIZES = ("crop", "squash")  # how an image file becomes resolution x resolutio
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    dataset: str = "sample"  # a name in data.registry.DATASETS
+    """Which images, at what size, split how, masked how."""
+
+    dataset: str = (
+        "sample"  # sample, imagenet, imagenette, imagefolder, tiny-imagenet, imagenet32/64
+    )
     root: str = ""  # source folder for on-disk variants; unused by `sample`
-    protocol: str = ""  # holdout (train 80/20 train/val, val as test) or official; "": variant's
-    split_seed: int = 0  # seeds the holdout cut: a different seed is a different train/val
+    protocol: str = ""  # holdout, random-split (the group's) or official; "": the variant's
+    split_seed: int = 0  # seeds the train/val cut and the data.limit subset
     resolution: int = 32  # training images are resolution x resolution
     resize: str = "crop"  # crop: shorter side, centre crop; squash: whole image (the group's)
     mask_ratio: float = 0.5  # probability that a patch of the encoder input is zeroed
     mask_patch: int = 0  # patch side in px; 0 scales the group's 32 px at 256 px: resolution // 8
     eval_mask_seed: int = 0  # val/test masks are fixed per image by this seed, so scores compare
-    limit: int = 0  # at most this many images per split (0: all); for smoke runs
+    limit: int = 0  # a seeded subset of this many images per split (0: all); for smoke runs
 
     def __post_init__(self):
         if self.resolution < 8:

@@ -10,7 +10,9 @@ RESIDUALS = ("group", "preact")
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    bottleneck: str = "vq"  # a name in models.bottlenecks.BOTTLENECKS
+    """The autoencoder and its bottleneck; the defaults are the group's model."""
+
+    bottleneck: str = "vq"  # softvq, amvq, smvq, vq, ffn, llmffn, identity (docs/group.md)
     in_channels: int = 3  # RGB
     stem_channels: int = 64  # first conv's width
     hidden_channels: int = 128  # encoder/decoder trunk width

@@ -1,8 +1,9 @@
 """`ovat`: the command line behind the Makefile. User errors are one line and exit code 2."""
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from data.config import DataConfig
@@ -13,7 +14,7 @@ from data.splits import SPLITS
 from models.bottlenecks import BOTTLENECKS, UnknownBottleneck
 from sweeps import ablation as ablations
 from sweeps.errors import ResourceError, ResumeError, SweepInterrupted, UnknownSweep
-from sweeps.plan import SweepPlan
+from sweeps.plan import SweepPlan, new_sweep_id
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import StorageError, check_writable, data_dir, results_dir
 from trainers.presets import PRESETS
@@ -22,6 +23,7 @@ from trainers.tracking import RunNotFound, TrackingUnavailable, check_reachable
 
 # The project's own error types, each a mistake or a missing thing the user can fix; anything
 # else (a KeyError, a bug) keeps its traceback.
+LOG_FILE = "ovat.log"  # results/<sweep id>/ovat.log: the libraries' logs at default verbosity
 USER_ERRORS: tuple[type[Exception], ...] = (
     ablations.AblationError,
     ConfigError,
@@ -137,7 +139,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if ablation.probe is not None:
         return sweep_probe(ablation, sweep_overrides(args), args)
     if args.resume:
-        return resume(ablation.name, args)
+        return resume(ablation, args)
     if args.repeats:
         raise ConfigError(
             f"REPEATS={args.repeats} applies to probe ablations only "
@@ -146,45 +148,87 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     plan = build_plan(ablation, args)
     preflight([t.config.data for t in plan.trials])
     print(describe_plan(ablation, plan), flush=True)
-    from sweeps.runner import run_plan  # imports Ray: only once the input is known good
+    sweep_id = new_sweep_id(plan.name)
+    with library_logs(args, results_dir() / sweep_id) as log:
+        from sweeps.runner import run_plan  # imports Ray: only once the input is known good
 
-    published = run_plan(plan, verbose=args.verbose)
+        published = run_plan(plan, verbose=args.verbose, sweep_id=sweep_id)
+    show_published(published, log)
+
+
+@contextlib.contextmanager
+def library_logs(args: argparse.Namespace, folder: Path) -> Iterator[Path | None]:
+    """At the default verbosity the libraries' logs go to a file, and the command says where."""
+    if args.verbose:
+        yield None
+        return
+    from sweeps.console import quiet
+
+    with quiet(folder / LOG_FILE) as log:
+        print(f"ovat: Ray, Tune and MLflow log to {shown(log)}", flush=True)
+        yield log
+
+
+def shown(path: Path) -> str:
+    """A path relative to the working folder where it is inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def show_published(published, log: Path | None) -> None:
     print(published.markdown)
-    print(f"ovat: wrote {published.paths['markdown']} and {published.paths['parquet']}")
+    print(
+        f"ovat: wrote {shown(published.paths['markdown'])} and {shown(published.paths['parquet'])}"
+    )
+    if log:
+        print(f"ovat: library logs in {shown(log)}")
 
 
-def resume(name: str, args: argparse.Namespace) -> None:
+def resume(ablation: ablations.Ablation, args: argparse.Namespace) -> None:
     """RESUME=1: the newest unfinished sweep of this ablation; RESUME=<sweep id>: that one.
-    The sweep keeps the settings it started with (its plan.json), so none may be given."""
-    given = [
-        f
-        for f in (
-            "seeds",
-            "first_seed",
-            "epochs",
-            "dataset",
-            "root",
-            "resolution",
-            "set",
-            "repeats",
-            "preset",
-        )
-        if getattr(args, f)
-    ]
-    if given:
-        raise ConfigError(
-            f"RESUME continues a sweep with its own settings; drop {given[0].upper()}="
-        )
+    The sweep keeps the plan it started with (its plan.json): an option given again must equal
+    what the sweep started with, and one that would change it is refused, naming both values."""
     preflight()
     from sweeps.runner import load_plan, resume_sweep, unfinished_sweep
 
-    sweep_id = unfinished_sweep(name) if args.resume == "1" else args.resume
-    started_as = load_plan(sweep_id).name
-    if started_as != name:
-        raise ConfigError(f"sweep {sweep_id} is of ablation {started_as!r}, not {name!r}")
-    published = resume_sweep(sweep_id, verbose=args.verbose)
-    print(published.markdown)
-    print(f"ovat: wrote {published.paths['markdown']} and {published.paths['parquet']}")
+    sweep_id = unfinished_sweep(ablation.name) if args.resume == "1" else args.resume
+    plan = load_plan(sweep_id)
+    if plan.name != ablation.name:
+        raise ConfigError(f"sweep {sweep_id} is of ablation {plan.name!r}, not {ablation.name!r}")
+    check_unchanged(ablation, plan, sweep_id, args)
+    with library_logs(args, results_dir() / sweep_id) as log:
+        published = resume_sweep(sweep_id, verbose=args.verbose)
+    show_published(published, log)
+
+
+def check_unchanged(
+    ablation: ablations.Ablation, plan: SweepPlan, sweep_id: str, args: argparse.Namespace
+) -> None:
+    """Options given with RESUME= must be the ones the sweep started with (up-arrow + RESUME=1)."""
+
+    def refuse(option: str, started: object, now: object) -> None:
+        raise ConfigError(
+            f"sweep {sweep_id} started with {option}={started}; resuming it with "
+            f"{option}={now} would change it: drop {option}= or start a new sweep without RESUME"
+        )
+
+    if args.repeats:
+        refuse("REPEATS", "(none: not a probe)", args.repeats)
+    seeds = sorted({t.seed for t in plan.trials})
+    if args.seeds and int_option("SEEDS", args.seeds, 1, 1) != plan.seeds:
+        refuse("SEEDS", plan.seeds, args.seeds)
+    if args.first_seed and int_option("FIRST_SEED", args.first_seed, 0, 0) != seeds[0]:
+        refuse("FIRST_SEED", seeds[0], args.first_seed)
+    overrides = sweep_overrides(args)
+    if not overrides and not args.preset:
+        return
+    wanted = ablations.base_config(ablation, overrides, args.preset or "")
+    keys = set(overrides) | set(PRESETS.get(args.preset or "", {}))
+    for key in sorted(keys):
+        if wanted.get(key) != plan.base.get(key):
+            refuse(key, plan.base.get(key), wanted.get(key))
 
 
 def sweep_probe(ablation: ablations.Ablation, overrides: dict, args: argparse.Namespace) -> None:
@@ -291,6 +335,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     print("ablations: " + ", ".join(ablations.available()))
     print("bottlenecks: " + ", ".join(sorted(BOTTLENECKS)))
     print("datasets: " + ", ".join(sorted(DATASETS)))
+    print("presets: " + ", ".join(PRESETS))
 
 
 def add_data_options(command: argparse.ArgumentParser, required: bool = False) -> None:
@@ -371,7 +416,7 @@ def parser() -> argparse.ArgumentParser:
     prep.add_argument("--protocol", help="holdout or official (default: the variant's)")
     prep.add_argument("--split-seed", help="seed of the holdout cut (default 0)")
     prep.set_defaults(func=cmd_prepare)
-    listing = sub.add_parser("list", help="list ablations, bottlenecks and datasets")
+    listing = sub.add_parser("list", help="list ablations, bottlenecks, datasets and presets")
     listing.set_defaults(func=cmd_list)
     return top
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the driver's callbacks read the plan; they never import tor
 
 SKIP = set(AUTO_RESULT_KEYS) | {
     keys.EPOCH,
+    keys.REPORTED_AT,
     "done",
     "trial_id",
     "experiment_tag",
@@ -102,7 +103,7 @@ class MlflowTrialLogger(ray.tune.Callback):
         tags = tags_of(result)
         if tags:  # first: whoever sees an epoch's metrics also sees where it ran
             self.outbox.write("tags", key_tags, tags=tags)
-        now = int(time.time() * 1000)
+        now = int(result.get(keys.REPORTED_AT) or time.time() * 1000)
         points = [
             [n, s, v]
             for n, series in (result.get(keys.STEP_METRICS) or {}).items()

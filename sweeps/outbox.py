@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from mlflow.exceptions import MlflowException, RestException
 
 from trainers import keys, tracking
@@ -31,16 +32,18 @@ RETRY_EVERY_S = 10.0  # while the store is down: how often an event retries the 
 WAIT_ENV = "OVAT_TRACKING_WAIT_S"  # how long the end of a sweep waits for the store
 DEFAULT_WAIT_S = 600.0
 TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+NETWORK_ERRORS = (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
 
 
 def is_outage(error: Exception) -> bool:
     """Could this write succeed later unchanged? Connection failures, timeouts and 5xx answers
-    can; a request the store answered and refused (4xx, a bad value) never will."""
+    can; a request the store answered and refused (4xx, a bad value) never will, and neither
+    will a local file that is missing or a full disk (OSErrors that are not the network)."""
     if isinstance(error, RestException):
         return (error.get_http_status_code() or 500) >= 500
     if isinstance(error, MlflowException):
         return error.error_code in TRANSIENT_CODES
-    return isinstance(error, OSError)
+    return isinstance(error, NETWORK_ERRORS)
 
 
 def complete(run_id: str, diverged: str = "", checkpoint: str = "") -> None:
@@ -53,7 +56,10 @@ def complete(run_id: str, diverged: str = "", checkpoint: str = "") -> None:
         tracking.end_run(run_id, failed=True)
         return
     if checkpoint:
+        if not Path(checkpoint).is_dir():  # MLflow would upload nothing and say nothing
+            raise FileNotFoundError(f"the trial's checkpoint {checkpoint} is gone")
         tracking.log_artifacts(run_id, Path(checkpoint), "checkpoint")
+    tracking.delete_tag(run_id, keys.ERROR)  # a stop before a resume is no longer the story
     tracking.end_run(run_id)
 
 
@@ -62,8 +68,10 @@ def fail(run_id: str, reason: str) -> None:
     tracking.end_run(run_id, failed=True)
 
 
-# What each queued write does to its trial's run ("open" creates the run and comes first).
+# What each queued write does to its trial's run ("open" creates the run and comes first; its
+# params are a write of their own, so an outage between the two loses neither).
 WRITES: dict[str, Callable[..., None]] = {
+    "params": tracking.log_params,
     "metrics": tracking.log_metrics,
     "points": tracking.log_metric_points,
     "tags": tracking.set_tags,
@@ -85,9 +93,10 @@ class Outbox:
     def path(self) -> Path:
         return self.folder / OUTBOX_FILE
 
-    def open_run(self, key_tags: dict, **run) -> None:
-        """Queue the creation (or, on resume, the lookup) of a trial's run."""
+    def open_run(self, key_tags: dict, params: dict, **run) -> None:
+        """Queue the creation (or, on resume, the lookup) of a trial's run, then its params."""
         self.add("open", key_tags, **run)
+        self.add("params", key_tags, params=params)
 
     def write(self, op: str, key_tags: dict, **fields) -> None:
         if op not in WRITES:
@@ -147,7 +156,7 @@ class Outbox:
         fields = {k: v for k, v in entry.items() if k not in ("op", "key_tags")}
         key = entry["key_tags"][keys.TRIAL_KEY]
         if entry["op"] == "open":
-            self.runs[key] = tracking.find_run(entry["key_tags"]) or tracking.start_run(**fields)
+            self.runs[key] = tracking.find_run(entry["key_tags"]) or tracking.create_run(**fields)
             return
         if key not in self.runs:  # a driver restarted since the run was opened
             found = tracking.find_run(entry["key_tags"])

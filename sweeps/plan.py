@@ -6,10 +6,16 @@ plan is parsed back.
 """
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainers.config import ExperimentConfig
+
+
+def new_sweep_id(name: str) -> str:
+    """<ablation>-<date>-<time>: names the sweep's results folder and its MLflow runs."""
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,23 +1,70 @@
-"""One readable line per trial event, instead of Tune's wide status tables."""
+"""One readable line per trial event instead of Tune's wide status tables, and how far the sweep
+is: trials done of all and the time left, estimated from the trials finished so far. On a
+terminal that status is one line redrawn in place; in a log or CI it is a plain line each time a
+trial ends."""
 
+import sys
 import time
+from collections.abc import Callable
+from typing import TextIO
 
 import ray.tune
 
 from trainers import keys
 
+CLEAR = "\r\x1b[2K"  # back to the line's start and erase it (a terminal's status line)
+
+
+def duration(seconds: float) -> str:
+    """47s, 6m05s, 1h02m."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
 
 class TrialProgress(ray.tune.Callback):
-    def __init__(self, plan):
-        self.plan = plan
-        self.total, self.done, self.started = len(plan.trials), 0, time.time()
+    def __init__(self, plan, clock: Callable[[], float] = time.time, out: TextIO | None = None):
+        self.plan, self.clock = plan, clock
+        self.stream = out  # None: sys.stdout when printing (Tune pickles its callbacks)
+        self.total, self.done, self.running = len(plan.trials), 0, 0
+        self.started = clock()  # wall clock: survives a restore
+
+    @property
+    def out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    @property
+    def tty(self) -> bool:
+        return self.out.isatty()
+
+    def eta(self) -> str:
+        """Time left at the rate trials have finished so far (concurrency included)."""
+        if self.done == 0:
+            return "time left: known after the first trial ends"
+        if self.done >= self.total:
+            return "done"
+        per_trial = (self.clock() - self.started) / self.done
+        return f"about {duration(per_trial * (self.total - self.done))} left"
+
+    def status(self) -> str:
+        elapsed = duration(self.clock() - self.started)
+        return (
+            f"ovat: {self.done}/{self.total} trials done, {self.running} running, "
+            f"{elapsed} elapsed, {self.eta()}"
+        )
 
     def say(self, trial, text: str) -> None:
-        key = trial.config["trial"]
-        elapsed = time.time() - self.started
-        print(f"[{elapsed:6.0f}s {self.done}/{self.total}] {key:<20} {text}", flush=True)
+        line = f"ovat: {trial.config['trial']:<22} {text}"
+        if self.tty:
+            print(f"{CLEAR}{line}\n{self.status()}", end="", file=self.out, flush=True)
+        else:
+            print(line, file=self.out, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        self.running += 1
         self.say(trial, "started")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -36,10 +83,19 @@ class TrialProgress(ray.tune.Callback):
         if result.get(keys.FROZEN_CHANGED):
             self.say(trial, f"WARNING frozen but changed: {result[keys.FROZEN_CHANGED]}")
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def ended(self, trial, text: str) -> None:
         self.done += 1
-        self.say(trial, "finished")
+        self.running = max(0, self.running - 1)
+        self.say(trial, text)
+        if not self.tty:
+            print(self.status(), file=self.out, flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended(trial, "finished")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.done += 1
-        self.say(trial, "FAILED (see its MLflow run's ovat.error tag)")
+        self.ended(trial, "FAILED (see its MLflow run's ovat.error tag)")
+
+    def on_experiment_end(self, trials, **info):
+        if self.tty:
+            print(file=self.out, flush=True)  # leave the status line, end it

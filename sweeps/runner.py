@@ -10,7 +10,7 @@ import math
 import os
 import signal
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
@@ -21,7 +21,7 @@ from data.registry import images_to_load, prepared_folder
 from sweeps.errors import ResourceError, ResumeError, SweepInterrupted
 from sweeps.mlflow_callback import MlflowTrialLogger
 from sweeps.outbox import Outbox
-from sweeps.plan import SweepPlan, Trial
+from sweeps.plan import SweepPlan, Trial, new_sweep_id
 from sweeps.progress import TrialProgress
 from sweeps.publish import Published, publish
 from trainers import keys, tracking
@@ -125,10 +125,6 @@ def ensure_ray() -> None:
         )
 
 
-def new_sweep_id(name: str) -> str:
-    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def plan_path(sweep_id: str) -> Path:
     return results_dir() / sweep_id / PLAN_FILE
 
@@ -161,13 +157,13 @@ def sweep_run_ends(parent: str):
         raise
 
 
-def run_plan(plan: SweepPlan, verbose: int = 0) -> Published:
+def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published:
     """Run every trial of the plan and publish its ranking; a plan that cannot run on this
     cluster is refused before anything is written."""
     ensure_ray()
     at_once = concurrency(plan.trials)
     check_object_store([t.config.data for t in plan.trials])
-    sweep_id = new_sweep_id(plan.name)
+    sweep_id = sweep_id or new_sweep_id(plan.name)
     plan.save(plan_path(sweep_id))
     sweep_tags = {
         keys.SWEEP_ID: sweep_id,
@@ -238,6 +234,9 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
             resume_unfinished=True,
             resume_errored=True,
         )
+        # Tuner.restore takes no RunConfig: the restored one keeps the first run's verbosity,
+        # and Ray 2.60 has no public setter for it.
+        tuner._local_tuner.get_run_config().verbose = verbose
         return run_tuner(tuner, plan, sweep_id, parent.info.run_id)
 
 
@@ -250,27 +249,44 @@ def unfinished_sweep(name: str) -> str:
     return open_ones[-1].data.tags[keys.SWEEP_ID]
 
 
+# Tune's own Ctrl-C handler would stop the run without telling us; ours (below) does the same
+# through Tune's SIGUSR1 handler and remembers that the sweep was stopped.
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and a scheduler's or `kill`'s stop
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM (a scheduler's stop) gets Tune's graceful Ctrl-C path: state saved, then return."""
+def stop_signals_as_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C and SIGTERM take Tune's graceful path (state saved, running trials stopped,
+    `fit` returns) and set the event: a trial stopped that way must not count as finished or
+    failed. A second Ctrl-C during the shutdown is a KeyboardInterrupt."""
+    stopped = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stopped
         return
-    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGUSR1))
+
+    def stop(signum, frame):
+        if stopped.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stopped.set()
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop
+
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
-        yield
+        yield stopped
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def run_tuner(tuner, plan: SweepPlan, sweep_id: str, parent: str) -> Published:
     """Fit the Tuner; then deliver every queued MLflow write and publish, or say how to resume."""
-    with sigterm_as_interrupt():
+    with stop_signals_as_interrupt() as stopped:
         results = tuner.fit()
     outbox = Outbox(results_dir() / sweep_id)
     resume_hint = f"make sweep ABLATION={plan.name} RESUME={sweep_id}"
     ended = results.num_terminated + results.num_errors
-    if ended < len(plan.trials):
+    if stopped.is_set() or ended < len(plan.trials):
         outbox.flush(force=True)  # best effort: what still waits is on disk for the resume
         tracking.set_tags(parent, {keys.STATUS: "interrupted"})
         tracking.end_run(parent, status="KILLED")

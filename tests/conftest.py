@@ -12,12 +12,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+WATCHED = ("OVAT_DATA_DIR", "OVAT_RESULTS", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_environment_as_it_found_it(request):
+    """Every test ends with the variables ovat reads and the working folder as they were: a
+    test that leaks them would point later tests (or the user's shell) at its store."""
+    if "data_dir" in request.fixturenames:  # the session's data folder, set once for all
+        request.getfixturevalue("data_dir")
+    before = ({name: os.environ.get(name) for name in WATCHED}, os.getcwd())
+    yield
+    after = ({name: os.environ.get(name) for name in WATCHED}, os.getcwd())
+    assert after == before, f"the test changed the environment: {before} -> {after}"
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
-    """Prepared data shared by all tests: the sample set is built once per session."""
+    """Prepared data shared by all tests: the sample set is built once per session, in a folder
+    set for the session and unset after it."""
     folder = tmp_path_factory.mktemp("data")
-    os.environ["OVAT_DATA_DIR"] = str(folder)
-    return folder
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OVAT_DATA_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture

@@ -24,13 +24,15 @@ def save(
     epoch: int,
     extra: dict[str, str] | None = None,
     resumes: int = 0,
+    history: list[dict] | None = None,
 ) -> Path:
     """Weights, optimizer state, epoch, how often the trial resumed, and config; `extra` adds
     text files (the audit)."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), folder / MODEL_FILE)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
-    (folder / STATE_FILE).write_text(json.dumps({"epoch": epoch, "resumes": resumes}))
+    state = {"epoch": epoch, "resumes": resumes, "history": history or []}
+    (folder / STATE_FILE).write_text(json.dumps(state))
     (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_flat(), indent=2))
     for filename, text in (extra or {}).items():
         (folder / filename).write_text(text)
@@ -54,8 +56,9 @@ def restore(folder: Path, model: Autoencoder, optimizer: torch.optim.Optimizer |
 
 
 def read_state(folder: Path) -> dict:
-    """{'epoch': finished epochs, 'resumes': restarts from a checkpoint so far}."""
-    return {"resumes": 0} | json.loads((Path(folder) / STATE_FILE).read_text())
+    """{'epoch': finished epochs, 'resumes': restarts from a checkpoint so far, 'history': every
+    finished epoch's reported results}."""
+    return {"resumes": 0, "history": []} | json.loads((Path(folder) / STATE_FILE).read_text())
 
 
 def check_architecture(folder: Path, state: dict, model: torch.nn.Module) -> None:

@@ -24,6 +24,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
+    """The optimisation of one trial, and how its steps compute."""
+
     epochs: int = 2  # passes over the train split (the group ran 10 at 256 px on 4 GPUs)
     batch_size: int = 64  # per worker (the group used 256 per GPU at 256 px)
     lr: float = 3e-4  # AdamW learning rate, the group's
@@ -62,6 +64,8 @@ class TrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ResourcesConfig:
+    """What one trial asks of the cluster: its data-parallel workers and their CPUs and GPUs."""
+
     workers: int = 1  # Ray Train workers (data-parallel ranks) per trial
     cpus_per_worker: float = 1.0  # 0.5 packs two small trials per core; threads: max(1, int)
     gpus_per_worker: float = 0.0  # 0: CPU; 0.25 packs four trials on one GPU

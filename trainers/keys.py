@@ -9,6 +9,7 @@ PLACEMENT = "placement."  # prefix of the tags that say where a trial ran
 # What a worker reports each epoch (metrics are numbers; `ovat.*` and `placement.*` strings
 # become tags of the trial's run).
 EPOCH = "epoch"
+REPORTED_AT = "reported_at_ms"  # when the worker measured the epoch: its MLflow timestamp
 TRAIN_LOSS = "train_loss"
 VAL_LOSS = "val_loss"
 TEST_LOSS = "test_loss"

@@ -51,16 +51,17 @@ def build(cfg: ExperimentConfig, device: torch.device):
     return model, optimizer
 
 
-def resume(model: Autoencoder, optimizer: torch.optim.Optimizer) -> tuple[int, int]:
-    """(finished epochs, resumes including this one) from the last checkpoint, or (0, 0).
-
-    A worker-group restart (FailureConfig) and a restored sweep both come back through here."""
+def resume(model: Autoencoder, optimizer: torch.optim.Optimizer) -> tuple[int, int, list[dict]]:
+    """(finished epochs, resumes including this one, their results) from the last checkpoint,
+    or (0, 0, []). A worker-group restart (FailureConfig) and a restored sweep both come back
+    through here."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0, 0
+        return 0, 0, []
     with checkpoint.as_directory() as folder:
         start = checkpoints.restore(Path(folder), model, optimizer)
-        return start, checkpoints.read_state(Path(folder))["resumes"] + 1
+        state = checkpoints.read_state(Path(folder))
+        return start, state["resumes"] + 1, state["history"]
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Worker:
     optimizer: torch.optim.Optimizer
     start: int  # epochs finished before this worker group (from a checkpoint)
     resumes: int
+    history: list[dict]  # the results reported for those epochs, kept in the checkpoint
     watch: audit.UpdateAudit
     flops_per_image: float
     startup: dict[str, float]  # trial start to first step, and its parts
@@ -115,7 +117,7 @@ def setup(loop_config: dict) -> Worker:
     data_at = time.time()
     reduce = functools.partial(all_reduce, device=device)
     model, optimizer = build(cfg, device)
-    start, resumes = resume(model, optimizer)
+    start, resumes, history = resume(model, optimizer)
     trained = fastpath.convert(ray.train.torch.prepare_model(model), fast)
     ready = time.time()
     started_at = loop_config.get("started_at", entered)
@@ -133,6 +135,7 @@ def setup(loop_config: dict) -> Worker:
         optimizer=optimizer,
         start=start,
         resumes=resumes,
+        history=history,
         watch=audit.UpdateAudit(model),
         flops_per_image=loop_config["flops_per_image"],
         startup={
@@ -147,6 +150,11 @@ def setup(loop_config: dict) -> Worker:
 
 def train_loop_per_worker(loop_config: dict) -> None:
     worker = setup(loop_config)
+    # A result the driver never received (the sweep was stopped or its driver killed after the
+    # checkpoint was written) is reported again; MLflow ignores the ones it already holds, as
+    # each keeps the timestamp of its first report.
+    for past in worker.history:
+        ray.train.report(past)
     epochs = worker.cfg.train.epochs
     report_s = 0.0
     for epoch in range(worker.start, epochs):
@@ -232,7 +240,10 @@ def final_scores(worker: Worker) -> tuple[dict, dict[str, str]]:
 def report_epoch(
     worker: Worker, metrics: dict, epochs_done: int, files: dict[str, str] | None
 ) -> None:
-    """Every rank must call `ray.train.report`; only rank 0 attaches the checkpoint."""
+    """Every rank must call `ray.train.report`; only rank 0 attaches the checkpoint, which
+    keeps every epoch's results so far."""
+    metrics[keys.REPORTED_AT] = int(time.time() * 1000)
+    worker.history.append(metrics)
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if worker.rank == 0:
@@ -244,6 +255,7 @@ def report_epoch(
                 epochs_done,
                 files,
                 worker.resumes,
+                worker.history,
             )
             checkpoint = ray.train.Checkpoint.from_directory(folder)
         ray.train.report(metrics, checkpoint=checkpoint)

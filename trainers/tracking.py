@@ -84,6 +84,19 @@ def git_commit() -> str:
         return ""
 
 
+def create_run(
+    experiment: str, name: str, tags: dict[str, str], parent_id: str | None = None
+) -> str:
+    """A new run with its tags (set atomically with it), nested under `parent_id` if given."""
+    tags = {**tags, "mlflow.source.git.commit": git_commit()}
+    if parent_id:
+        tags["mlflow.parentRunId"] = parent_id
+    run = client().create_run(
+        experiment_id(experiment), run_name=name, tags={k: str(v) for k, v in tags.items()}
+    )
+    return run.info.run_id
+
+
 def start_run(
     experiment: str,
     name: str,
@@ -91,14 +104,9 @@ def start_run(
     params: dict | None = None,
     parent_id: str | None = None,
 ) -> str:
-    tags = {**tags, "mlflow.source.git.commit": git_commit()}
-    if parent_id:
-        tags["mlflow.parentRunId"] = parent_id
-    run = client().create_run(
-        experiment_id(experiment), run_name=name, tags={k: str(v) for k, v in tags.items()}
-    )
-    log_params(run.info.run_id, params or {})
-    return run.info.run_id
+    run_id = create_run(experiment, name, tags, parent_id)
+    log_params(run_id, params or {})
+    return run_id
 
 
 def find_run(tags: dict[str, str]) -> str | None:
@@ -135,6 +143,12 @@ def log_metric_points(run_id: str, points: list, timestamp_ms: int) -> None:
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:
     client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def delete_tag(run_id: str, key: str) -> None:
+    """Remove a tag if the run has it (a no-op otherwise)."""
+    if key in client().get_run(run_id).data.tags:
+        client().delete_tag(run_id, key)
 
 
 def log_artifacts(run_id: str, folder: Path, artifact_path: str | None = None) -> None:

@@ -55,3 +55,13 @@ def test_fixed_cost_counts_from_tunes_start_and_names_its_parts():
     assert row.detail["startup.launch_s"] == pytest.approx(1)
     assert row.detail["startup.workers_s"] == 3.0
     assert row.value == pytest.approx(5 / 50) and row.meets
+
+
+def test_the_benchmarks_page_holds_the_run_its_machine_and_what_each_row_compares():
+    from bench.page import render
+
+    rows = [Row("packing: makespan / ideal", 1.07, 1.2, False, "ideal", {"trials": 8})]
+    text = render(rows, seconds=540.0)
+    assert "| packing: makespan / ideal | 1.070 | <= 1.2 | yes |" in text
+    assert "9.0 minutes, on " in text and "cores" in text and "torch 2.14" in text
+    assert "| fixed cost share of a default trial |" in text  # the row definitions

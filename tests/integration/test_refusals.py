@@ -29,7 +29,7 @@ def test_the_groups_protocol_is_refused_here_in_one_line_before_anything_is_writ
         "lower resources.* or add nodes"
     )
     assert err.strip().splitlines() == [refusal]
-    assert runs(workspace) == [] and not any((workspace / "results").iterdir())  # no sweep
+    assert runs(workspace) == [] and not list(workspace.rglob("plan.json"))  # no sweep began
 
 
 def test_a_sweep_that_fails_before_its_trials_ends_its_run_failed_with_the_reason(

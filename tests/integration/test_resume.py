@@ -22,6 +22,7 @@ import yaml
 from data.config import DataConfig
 from data.registry import prepared_folder
 from data.shards import MANIFEST
+from sweeps.cli import main
 from sweeps.publish import rebuild
 from tests.conftest import ROOT
 from trainers.paths import data_dir
@@ -58,7 +59,10 @@ def wait_for(condition, timeout: float, what: str, process=None):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace, prepared_tree):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_stopped_driver_resumes_only_the_missing_trial(
+    stop, ray_session, workspace, prepared_tree, capsys
+):
     root = prepared_tree[0]
     folder = prepared_folder(DataConfig(dataset="imagefolder", root=str(root)), data_dir())
     prepared_at = (folder / MANIFEST).stat().st_mtime_ns
@@ -88,14 +92,29 @@ def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace, pr
                 first,
             )
         finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-    assert first.returncode == -signal.SIGKILL
+            first.send_signal(stop)
+            first.wait(timeout=120)
     [done], [interrupted] = finished, running
     assert done.data.tags["ovat.value"] != interrupted.data.tags["ovat.value"]
+    [sweep_run] = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`ovat.role` = 'sweep'"
+    )
+    if stop == signal.SIGKILL:
+        assert first.returncode == -signal.SIGKILL
+    else:  # Tune's graceful path: state saved, the sweep's run KILLED, exit code 130
+        said = (workspace / "first.log").read_text()
+        assert first.returncode == 130, said[-3000:]
+        assert "interrupted" in said and "RESUME=" in said
+        assert sweep_run.info.status == "KILLED"
+        assert sweep_run.data.tags["ovat.status"] == "interrupted"
 
+    # Up-arrow and RESUME: the options the sweep started with are accepted, a changed one is not
+    changed = [*command[3:], "--epochs", "3", "--resume", "1"]
+    assert main(changed) == 2
+    refusal = capsys.readouterr().err
+    assert "started with train.epochs=2; resuming it with train.epochs=3 would change" in refusal
     resumed = subprocess.run(
-        [*command[:5], "--resume", "1"],
+        [*command, "--resume", "1", "--verbose", "1"],
         cwd=workspace,
         env=env,
         capture_output=True,
@@ -105,6 +124,7 @@ def test_killed_driver_resumes_only_the_missing_trial(ray_session, workspace, pr
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "1 of 2 trials finished" in resumed.stdout
+    assert "Trial status" in resumed.stdout  # --verbose 1 reached Tune on resume
 
     runs = trial_runs(client)
     assert sorted(r.data.tags["ovat.trial_key"] for r in runs) == ["identity/s0", "vq/s0"]

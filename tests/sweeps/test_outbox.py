@@ -5,6 +5,7 @@ import json
 import socket
 
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sweeps.outbox import OUTBOX_FILE, REJECTED_FILE, Outbox
@@ -65,7 +66,7 @@ def test_writes_wait_on_disk_during_an_outage_and_arrive_in_order_later(outage, 
     queue_trial(outbox, str(checkpoint))  # must not raise: the trials keep training
 
     saved = (folder / OUTBOX_FILE).read_text().splitlines()
-    assert [json.loads(line)["op"] for line in saved] == ["open"] + [
+    assert [json.loads(line)["op"] for line in saved] == ["open", "params"] + [
         "tags",
         "points",
         "metrics",
@@ -129,5 +130,75 @@ def test_drain_names_the_store_and_the_file_when_it_stays_down(outage, tmp_path)
 
 
 def test_an_unknown_write_names_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown outbox write 'metric'; valid: metrics, points"):
+    with pytest.raises(
+        ValueError, match="unknown outbox write 'metric'; valid: params, metrics, points"
+    ):
         Outbox(tmp_path).write("metric", KEY_TAGS)
+
+
+class FlakyClient:
+    """The real client, except that the `nth` call of `method` fails as an outage does (once)."""
+
+    def __init__(self, real, method: str, nth: int):
+        self.real, self.method, self.nth, self.calls = real, method, nth, 0
+
+    def __getattr__(self, name):
+        attribute = getattr(self.real, name)
+        if name != self.method:
+            return attribute
+
+        def call(*args, **kwargs):
+            self.calls += 1
+            if self.calls == self.nth:
+                raise MlflowException("connection refused", error_code="INTERNAL_ERROR")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize(
+    ("method", "nth"),
+    [
+        ("log_batch", 1),  # right after the run was created: its params
+        ("log_batch", 2),  # after the params: the first tags
+        ("log_batch", 4),  # mid-metrics: the first epoch's metrics, its points already in
+        ("log_artifacts", 1),  # the checkpoint, before the status
+        ("set_terminated", 1),  # the status itself
+    ],
+    ids=["after create", "after params", "mid-metrics", "artifacts", "before the status"],
+)
+def test_an_outage_at_any_cut_point_loses_no_write(method, nth, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    real = tracking.client()
+    flaky = FlakyClient(real, method, nth)
+    monkeypatch.setattr(tracking, "client", lambda: flaky)
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "model.pt").write_bytes(b"weights")
+    outbox = Outbox(tmp_path / "results" / "s1")
+    queue_trial(outbox, str(checkpoint))
+    assert flaky.calls >= nth and outbox.pending, "the outage never happened"
+    outbox.drain(wait_s=0)  # the store answers again: everything queued arrives, once
+
+    client = MlflowClient(uri)
+    run = trial_run(client)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"train.lr": "0.1"}
+    assert run.data.tags["placement.pid"] == "102"
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
+    assert len(client.get_metric_history(run.info.run_id, "train_loss_step")) == 6
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == [
+        "checkpoint/model.pt"
+    ]
+
+
+def test_a_local_file_error_is_set_aside_not_retried_as_an_outage(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    folder = tmp_path / "results" / "s1"
+    outbox = Outbox(folder)
+    queue_trial(outbox, checkpoint=str(tmp_path / "no-such-checkpoint"))
+    assert outbox.pending == [] and outbox.down_since is None  # not an outage
+    [rejected] = [json.loads(line) for line in (folder / REJECTED_FILE).read_text().splitlines()]
+    assert rejected["op"] == "complete" and "no-such-checkpoint" in rejected["error"]

@@ -19,7 +19,7 @@ def test_round_trip_restores_weights_epoch_and_resumes(tmp_path):
     cfg = checkpoints.load_config(folder)
     model = Autoencoder(cfg.model)
     assert checkpoints.restore(folder, model, None) == 3
-    assert checkpoints.read_state(folder) == {"epoch": 3, "resumes": 1}
+    assert checkpoints.read_state(folder) == {"epoch": 3, "resumes": 1, "history": []}
     original = torch.load(folder / checkpoints.MODEL_FILE, weights_only=True)
     assert all(torch.equal(original[k], v) for k, v in model.state_dict().items())
 

@@ -3,6 +3,9 @@
 from typing import NamedTuple
 
 import torch
+from torch import nn
+
+from models.config import ModelConfig
 
 
 class BottleneckOutput(NamedTuple):
@@ -11,6 +14,20 @@ class BottleneckOutput(NamedTuple):
     z: torch.Tensor  # (B, N, D), same shape as the input tokens
     aux_loss: torch.Tensor  # scalar
     stats: dict[str, torch.Tensor]  # scalars, detached
+
+
+class NormedCodebook(nn.Module):
+    """The group's quantizers' shared parts, in their parameter order: a LayerNorm of the
+    tokens, then a codebook E (K, D) drawn from N(0, 1) as their `nn.Embedding` was."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.embed_dim)
+        self.codebook = nn.Embedding(cfg.codebook_size, cfg.embed_dim)
+
+    def normed(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u = LayerNorm(z) (B, N, D), E (K, D))."""
+        return self.norm(z), self.codebook.weight
 
 
 def no_loss(like: torch.Tensor) -> torch.Tensor:

@@ -3,13 +3,12 @@
 import math
 
 import torch
-from torch import nn
 
-from models.bottlenecks.base import BottleneckOutput, no_loss, soft_code_stats
+from models.bottlenecks.base import BottleneckOutput, NormedCodebook, no_loss, soft_code_stats
 from models.config import ModelConfig
 
 
-class SoftVQ(nn.Module):
+class SoftVQ(NormedCodebook):
     """u = LayerNorm(z); q = softmax(u E^T / sqrt(d)) E; output u + (q - u).detach().
 
     The straight-through output sends no gradient to E, so E stays at its N(0, 1) draw and is
@@ -19,14 +18,11 @@ class SoftVQ(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.norm = nn.LayerNorm(cfg.embed_dim)
-        self.codebook = nn.Embedding(cfg.codebook_size, cfg.embed_dim)  # E ~ N(0, 1)
+        super().__init__(cfg)
         self.codebook.weight.requires_grad_(False)
 
     def forward(self, z: torch.Tensor) -> BottleneckOutput:
-        u = self.norm(z)  # (B, N, D)
-        codebook = self.codebook.weight  # (K, D)
+        u, codebook = self.normed(z)
         probs = torch.softmax(u @ codebook.T / math.sqrt(u.shape[-1]), dim=-1)  # (B, N, K)
         q = probs @ codebook  # (B, N, D)
         return BottleneckOutput(u + (q - u).detach(), no_loss(z), soft_code_stats(probs))

@@ -11,9 +11,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-# Written into no file nothing reads: Tune's automatic CSV, JSON and TensorBoard loggers.
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -36,6 +36,9 @@ PLAN_FILE = "plan.json"  # results/<sweep_id>/plan.json: what a resume needs bes
 # Tune snapshots its experiment state at most this often (default: >= 10 s); a driver killed
 # within the window reruns a trial that had just finished, which the resume then skips.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+# Tune's automatic CSV, JSON and TensorBoard loggers write files per trial that nothing reads
+# (MLflow holds every result): off.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # MLflow retries a failing HTTP request 7 times over about 4 minutes, blocking Tune's event loop
 # meanwhile; the sweep's outbox retries later instead, so one quick retry is enough here.
 for _name, _value in (

@@ -35,7 +35,7 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -116,10 +116,14 @@ bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling 
 test: setup ## lint, unit tests, then integration tests on one shared Ray instance
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not cluster"
+	$(BIN)/pytest -m "not cluster and not ui"
 
 test-unit: setup ## the fast, Ray-free tests only
-	$(BIN)/pytest -m "not integration and not cluster"
+	$(BIN)/pytest -m "not integration and not cluster and not ui"
+
+test-ui: setup ## a real sweep in the MLflow UI, checked in headless Chromium (needs Debian's chromium)
+	@command -v chromium >/dev/null || { echo "ovat: error: test-ui drives Debian's Chromium: apt-get install -y chromium"; exit 2; }
+	OVAT_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -m ui
 
 test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes (~3 min)
 	$(BIN)/pytest -m cluster
@@ -134,7 +138,8 @@ server: setup ## an MLflow tracking server over ./mlflow.db on http://127.0.0.1:
 	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
 		--host 127.0.0.1 --port $(PORT)
 
-ui: setup ## the MLflow UI (the leaderboard) on http://127.0.0.1:$(PORT)
+ui: setup ## the MLflow UI on http://127.0.0.1:$(PORT), after the leaderboard link of SWEEP (latest)
+	-@$(OVAT) leaderboard $(SWEEP) --port $(PORT)
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $(PORT)
 
 clean: ## remove results, the default MLflow store and prepared data (keeps .venv)

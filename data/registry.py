@@ -5,6 +5,7 @@ on-disk layouts of `data.layouts` (ImageNet and friends), decoded once by `data.
 """
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,6 +77,19 @@ def images_to_load(cfg: DataConfig, data_dir: Path) -> int:
     else:  # `sample` (a few MB) or array batches (counted once prepared)
         return 0
     return sum(min(count, cfg.limit) if cfg.limit else count for count in counts)
+
+
+def identity(cfg: DataConfig, data_dir: Path) -> dict[str, str]:
+    """The prepared data a run trained on, as MLflow's dataset input names it: runs on other
+    data are told apart by name and digest (a hash of the manifest: the file list's checksum,
+    the resolution, the split and resize settings, the counts), the source says where the
+    shards and their originals are."""
+    folder = prepared_folder(cfg, data_dir)
+    manifest = read_manifest(folder) or {}
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    name = folder.name + (f"-limit{cfg.limit}" if cfg.limit else "")
+    source = {"prepared": str(folder), "root": cfg.root or "(embedded: sample photos)"}
+    return {"name": name, "digest": digest, "source": json.dumps(source)}
 
 
 def prepare(cfg: DataConfig, data_dir: Path) -> Path:

@@ -1,21 +1,30 @@
 #!/bin/sh
-# The tracking server of compose.yaml: PostgreSQL holds runs and users, MinIO (S3) holds the
-# artifacts, and MLflow's basic-auth app asks every client for a user name and password.
+# The tracking server with MLflow's basic-auth app: every client gives a user name and password.
+# compose.yaml runs it on PostgreSQL (runs and users). Anywhere else, point it at other stores:
+#   MLFLOW_BACKEND_STORE_URI=sqlite:///runs.db MLFLOW_AUTH_DATABASE_URI=sqlite:///users.db \
+#   MLFLOW_ARTIFACTS_DESTINATION=./artifacts MLFLOW_HOST=127.0.0.1 MLFLOW_PORT=5000 \
+#   MLFLOW_TRACKING_USERNAME=admin MLFLOW_AUTH_ADMIN_PASSWORD=... \
+#   MLFLOW_FLASK_SERVER_SECRET_KEY=... docker/mlflow-server.sh
 set -eu
-: "${POSTGRES_USER:?}" "${POSTGRES_PASSWORD:?}" "${POSTGRES_DB:?}" "${MLFLOW_TRACKING_USERNAME:?}"
-: "${MLFLOW_AUTH_ADMIN_PASSWORD:?set it in docker/.env}" "${MLFLOW_FLASK_SERVER_SECRET_KEY:?}"
-backend="postgresql://${POSTGRES_USER}:${POSTGRES_PASSWORD}@postgres:5432/${POSTGRES_DB}"
+: "${MLFLOW_TRACKING_USERNAME:?}" "${MLFLOW_AUTH_ADMIN_PASSWORD:?set it in docker/.env}"
+: "${MLFLOW_FLASK_SERVER_SECRET_KEY:?set it in docker/.env}"
+if [ -z "${MLFLOW_BACKEND_STORE_URI:-}" ]; then
+    : "${POSTGRES_USER:?}" "${POSTGRES_PASSWORD:?}" "${POSTGRES_DB:?}"
+    MLFLOW_BACKEND_STORE_URI="postgresql://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST:-postgres}:5432/${POSTGRES_DB}"
+fi
 config="$(mktemp -d)/basic_auth.ini"
 cat > "$config" <<INI
 [mlflow]
 default_permission = READ
-database_uri = ${backend}
+database_uri = ${MLFLOW_AUTH_DATABASE_URI:-$MLFLOW_BACKEND_STORE_URI}
 admin_username = ${MLFLOW_TRACKING_USERNAME}
+admin_password = ${MLFLOW_AUTH_ADMIN_PASSWORD}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 INI
 export MLFLOW_AUTH_CONFIG_PATH="$config"
+port="${MLFLOW_PORT:-5000}"
 exec mlflow server --app-name basic-auth \
-    --host 0.0.0.0 --port 5000 --workers "${MLFLOW_WORKERS:-4}" \
-    --backend-store-uri "$backend" \
-    --artifacts-destination "s3://${MLFLOW_BUCKET:-mlflow}/artifacts" \
-    --allowed-hosts "${MLFLOW_ALLOWED_HOSTS:-mlflow,mlflow:5000,localhost,localhost:5000,127.0.0.1,127.0.0.1:5000}"
+    --host "${MLFLOW_HOST:-0.0.0.0}" --port "$port" --workers "${MLFLOW_WORKERS:-4}" \
+    --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
+    --artifacts-destination "${MLFLOW_ARTIFACTS_DESTINATION:-s3://${MLFLOW_BUCKET:-mlflow}/artifacts}" \
+    --allowed-hosts "${MLFLOW_ALLOWED_HOSTS:-mlflow,mlflow:$port,localhost,localhost:$port,127.0.0.1,127.0.0.1:$port}"

@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from models.bottlenecks import BOTTLENECKS, UnknownBottleneck
 from sweeps import ablation as ablations
 from sweeps.errors import ResourceError, ResumeError, SweepInterrupted, UnknownSweep
 from sweeps.plan import SweepPlan, new_sweep_id
+from trainers import keys, tracking
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import StorageError, check_writable, data_dir, results_dir
 from trainers.presets import PRESETS
@@ -184,6 +186,7 @@ def show_published(published, log: Path | None) -> None:
     )
     if log:
         print(f"ovat: library logs in {shown(log)}")
+    print(f"ovat: leaderboard: {published.leaderboard} (make ui serves it)")
 
 
 def resume(ablation: ablations.Ablation, args: argparse.Namespace) -> None:
@@ -248,7 +251,22 @@ def sweep_probe(ablation: ablations.Ablation, overrides: dict, args: argparse.Na
 def cmd_rank(args: argparse.Namespace) -> None:
     from sweeps.publish import rebuild
 
-    print(rebuild(args.sweep))
+    published = rebuild(args.sweep)
+    print(published.markdown)
+    print(f"ovat: leaderboard: {published.leaderboard}")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    """`make ui` starts with this line: the newest sweep's leaderboard, or SWEEP's."""
+    from sweeps import leaderboard
+    from sweeps.publish import sweep_run
+
+    if args.port:
+        os.environ["OVAT_UI_PORT"] = args.port
+    run = sweep_run(args.sweep)
+    experiment = tracking.experiment_name(run.info.experiment_id)
+    link = leaderboard.publish_view(run.data.tags[keys.SWEEP_ID], experiment)
+    print(f"ovat: leaderboard: {link}")
 
 
 def show(kind: str, outcome: dict) -> None:
@@ -383,6 +401,10 @@ def parser() -> argparse.ArgumentParser:
     rank = sub.add_parser("rank", help="rebuild a sweep's ranking table from MLflow")
     rank.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
     rank.set_defaults(func=cmd_rank)
+    board = sub.add_parser("leaderboard", help="print the MLflow UI link of a sweep's ranking")
+    board.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
+    board.add_argument("--port", help="the port `make ui` serves on (default 5000)")
+    board.set_defaults(func=cmd_leaderboard)
     evaluate = sub.add_parser("eval", help="evaluate a run's checkpoint on val and test")
     evaluate.add_argument("run", help="run id or run name")
     evaluate.add_argument("--dataset", help="another prepared data variant (default: the run's)")

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 import ray.tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from data.registry import identity
 from sweeps.outbox import Outbox
 from trainers import keys
+from trainers.paths import data_dir
 
 if TYPE_CHECKING:  # the driver's callbacks read the plan; they never import torch themselves
     from sweeps.plan import SweepPlan
@@ -93,6 +95,7 @@ class MlflowTrialLogger(ray.tune.Callback):
             params=spec.config.to_params(),
             parent_id=self.parent_run_id,
         )
+        self.outbox.write("dataset", key_tags, **identity(spec.config.data, data_dir()))
         return key_tags
 
     def on_trial_start(self, iteration, trials, trial, **info):

@@ -59,6 +59,9 @@ def complete(run_id: str, diverged: str = "", checkpoint: str = "") -> None:
         if not Path(checkpoint).is_dir():  # MLflow would upload nothing and say nothing
             raise FileNotFoundError(f"the trial's checkpoint {checkpoint} is gone")
         tracking.log_artifacts(run_id, Path(checkpoint), "checkpoint")
+        preview = Path(checkpoint) / keys.PREVIEW_FILE
+        if preview.is_file():  # also as an image: the run page shows it
+            tracking.log_image(run_id, preview, "reconstructions")
     tracking.delete_tag(run_id, keys.ERROR)  # a stop before a resume is no longer the story
     tracking.end_run(run_id)
 
@@ -72,6 +75,7 @@ def fail(run_id: str, reason: str) -> None:
 # params are a write of their own, so an outage between the two loses neither).
 WRITES: dict[str, Callable[..., None]] = {
     "params": tracking.log_params,
+    "dataset": tracking.log_dataset,
     "metrics": tracking.log_metrics,
     "points": tracking.log_metric_points,
     "tags": tracking.set_tags,

@@ -7,11 +7,31 @@ on any machine that can reach it. Imports no Ray.
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweeps import ranking
+from sweeps import leaderboard, ranking
+from sweeps.comparison import comparison
 from sweeps.errors import UnknownSweep
 from sweeps.plot import strip_plot
 from trainers import keys, tracking
 from trainers.paths import results_dir
+
+NOTE = "mlflow.note.content"  # a run's description, shown as Markdown on its page
+BEST_MEAN = "best_test_loss_mean"
+RANKING_TABLE = "ranking_table.json"  # mlflow.load_table(RANKING_TABLE, run_ids=[...])
+RANKING_COLUMNS = (
+    "rank",
+    "value",
+    "test_loss_mean",
+    "test_loss_std",
+    "n",
+    "failed",
+    "diff_to_baseline",
+    "diff_ci_low",
+    "diff_ci_high",
+    "verdict",
+    "params_total",
+    "params_bottleneck",
+    "notes",
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +42,7 @@ class Published:
     ranking: list[ranking.RankRow]
     markdown: str
     paths: dict[str, Path]
+    leaderboard: str = ""  # the MLflow UI's view of the sweep's trials, best first
 
 
 def sweep_run(sweep_id: str):
@@ -51,11 +72,32 @@ def publish(
     later = ranking.followups({r.run_id: r.run_name for r in rows})
     paths = ranking.write(table, folder, title, ranking.followups_markdown(later))
     paths["plot"] = strip_plot(table, rows, folder / "test_loss.png", title)
+    picture = comparison(table, rows, folder / "reconstructions.png")
+    if picture is not None:
+        paths["reconstructions"] = picture
+    markdown = paths["markdown"].read_text()
     for parent in parent_run_ids:
         for path in paths.values():
             tracking.log_artifact(parent, path)
+        summarize(parent, table, ranking.summary_markdown(table, title))
     (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
-    return Published(name, table, paths["markdown"].read_text(), paths)
+    experiment = tracking.client().get_run(parent_run_ids[-1]).info.experiment_id
+    view = leaderboard.publish_view(sweep_ids[-1], tracking.experiment_name(experiment))
+    return Published(name, table, markdown, paths, view)
+
+
+def summarize(run_id: str, table: list[ranking.RankRow], markdown: str) -> None:
+    """The sweep's run reads as its result: the ranking as the run's description (Markdown on
+    its page, without the run names) and as an MLflow table, the best value as a tag and its
+    mean as a metric."""
+    tags = {NOTE: markdown}
+    finished = [row for row in table if row.n]
+    if finished:
+        tags[keys.BEST_VALUE] = finished[0].value
+        tracking.log_metrics(run_id, {BEST_MEAN: finished[0].test_loss_mean}, step=0)
+    tracking.set_tags(run_id, tags)
+    columns = {name: [row[name] for row in ranking.as_dicts(table)] for name in RANKING_COLUMNS}
+    tracking.log_table(run_id, columns, RANKING_TABLE)
 
 
 def shared_base(runs: list) -> None:
@@ -71,7 +113,7 @@ def shared_base(runs: list) -> None:
                 )
 
 
-def rebuild(sweep_ids: str = "latest") -> str:
+def rebuild(sweep_ids: str = "latest") -> Published:
     """The table of one sweep, or of several comma-separated sweeps that share a base."""
     runs = [sweep_run(s.strip()) for s in sweep_ids.split(",") if s.strip()]
     shared_base(runs)
@@ -82,4 +124,4 @@ def rebuild(sweep_ids: str = "latest") -> str:
         tags.get(keys.ABLATION, "?"),
         tags.get(keys.BASELINE, ""),
     )
-    return published.markdown
+    return published

@@ -174,6 +174,21 @@ def to_markdown(ranking: list[RankRow], title: str) -> str:
     return "\n".join([f"### {title}", "", head, *lines, "", legend, ""])
 
 
+def summary_markdown(ranking: list[RankRow], title: str) -> str:
+    """The table narrow enough for a run's description in the MLflow UI: no run names."""
+    head = (
+        "| rank | value | test loss | ± std | n | Δ vs baseline [95% CI] | verdict | params "
+        "| notes |\n|---:|---|---:|---:|---:|---|---|---:|---|"
+    )
+    lines = [
+        f"| {r.rank} | {r.value} | {_loss(r.test_loss_mean)} | {_loss(r.test_loss_std)} | "
+        f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {_versus(r)} | {r.verdict} | "
+        f"{r.params_total:,} | {r.notes} |"
+        for r in ranking
+    ]
+    return "\n".join([f"**{title}**", "", head, *lines, ""])
+
+
 @dataclass(frozen=True)
 class FollowUp:
     run_name: str

@@ -141,3 +141,66 @@ def tiny_config(**overrides):
     from trainers.presets import preset
 
     return preset("tiny", overrides)
+
+
+ADMIN, PASSWORD = "admin", "a-long-admin-password-1"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def auth_server(tmp_path):
+    """docker/mlflow-server.sh itself, as compose runs it, on a free loopback port with SQLite
+    stores in place of PostgreSQL; killed afterwards. Yields its URL."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/runs.db",
+        "MLFLOW_AUTH_DATABASE_URI": f"sqlite:///{tmp_path}/users.db",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "1",
+        "MLFLOW_TRACKING_USERNAME": ADMIN,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret",
+    }
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (the child owns it)
+    server = subprocess.Popen(
+        ["sh", str(ROOT / "docker" / "mlflow-server.sh")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                pytest.fail(f"the server exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the basic-auth server did not answer /health in 120 s")
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        log.close()

@@ -22,7 +22,7 @@ def save(
     optimizer: torch.optim.Optimizer,
     cfg: ExperimentConfig,
     epoch: int,
-    extra: dict[str, str] | None = None,
+    extra: dict[str, str | bytes] | None = None,
     resumes: int = 0,
     history: list[dict] | None = None,
 ) -> Path:
@@ -34,8 +34,11 @@ def save(
     state = {"epoch": epoch, "resumes": resumes, "history": history or []}
     (folder / STATE_FILE).write_text(json.dumps(state))
     (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_flat(), indent=2))
-    for filename, text in (extra or {}).items():
-        (folder / filename).write_text(text)
+    for filename, content in (extra or {}).items():
+        if isinstance(content, bytes):
+            (folder / filename).write_bytes(content)
+        else:
+            (folder / filename).write_text(content)
     return folder
 
 

@@ -41,8 +41,13 @@ class Evaluator:
                  reduce: Callable[[Sums], Sums] = lambda sums: sums):  # fmt: skip
         grid = cfg.data.resolution // cfg.data.patch_size
         keep = fixed_eval_grid(len(images), grid, cfg.data.mask_ratio, cfg.data.eval_mask_seed)
-        self.images, self.keep = as_tensor(images)[rank::world], keep[rank::world]
+        self.all_images, self.all_keep = as_tensor(images), keep  # views: no copy
+        self.images, self.keep = self.all_images[rank::world], keep[rank::world]
         self.cfg, self.reduce = cfg, reduce
+
+    def first(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's first n images and their masks, the same on every rank and trial."""
+        return self.all_images[:n], self.all_keep[:n]
 
     def __call__(
         self, model: Autoencoder, device: torch.device, fast: FastPath = PLAIN

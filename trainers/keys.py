@@ -8,6 +8,7 @@ PLACEMENT = "placement."  # prefix of the tags that say where a trial ran
 
 # What a worker reports each epoch (metrics are numbers; `ovat.*` and `placement.*` strings
 # become tags of the trial's run).
+PREVIEW_FILE = "reconstructions.png"  # a trial's picture, in its checkpoint folder
 EPOCH = "epoch"
 REPORTED_AT = "reported_at_ms"  # when the worker measured the epoch: its MLflow timestamp
 TRAIN_LOSS = "train_loss"
@@ -45,5 +46,7 @@ PROBE = "ovat.probe"  # same-seed, across-seed, same-seed-deterministic
 SOURCE_RUN = "ovat.source_run"  # a follow-up's or probe's source run id
 SOURCE_NAME = "ovat.source_name"
 TRAINABLE = "ovat.trainable"  # a fine-tune's trainable tensors
+BEST_VALUE = "ovat.best_value"  # a sweep's best-ranked value
+GIT_DIRTY = "ovat.git_dirty"  # "true" when the checkout had uncommitted changes
 
 ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"

@@ -26,6 +26,7 @@ from trainers.config import ExperimentConfig, TrainConfig
 from trainers.distributed import agree_min, all_reduce, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
 from trainers.placement import placement
+from trainers.previews import PREVIEW_IMAGES, reconstruction_grid
 from trainers.steps import (
     Diverged,
     DivergenceGuard,
@@ -216,7 +217,7 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
     return metrics
 
 
-def final_scores(worker: Worker) -> tuple[dict, dict[str, str]]:
+def final_scores(worker: Worker) -> tuple[dict, dict[str, str | bytes]]:
     """Test loss, parameter counts and the parameter-update audit; the audit's files."""
     test_loss, test_stats = worker.test(worker.model, worker.device, worker.fast)
     rows = worker.watch.close()
@@ -230,15 +231,21 @@ def final_scores(worker: Worker) -> tuple[dict, dict[str, str]]:
         keys.FINGERPRINT: audit.fingerprint(worker.model),
         keys.WEIGHTS_HASH: audit.weights_hash(worker.model),
     }
-    files = {
+    files: dict[str, str | bytes] = {
         "audit.md": audit.to_markdown(rows),
         "audit.json": json.dumps(audit.as_records(rows), indent=2),
     }
+    if worker.rank == 0:  # rank 0 writes the checkpoint, and so the picture in it
+        images, keep = worker.test.first(PREVIEW_IMAGES)
+        patch = worker.cfg.data.patch_size
+        files[keys.PREVIEW_FILE] = reconstruction_grid(
+            worker.model, images, keep, patch, worker.device, worker.fast
+        )
     return metrics, files
 
 
 def report_epoch(
-    worker: Worker, metrics: dict, epochs_done: int, files: dict[str, str] | None
+    worker: Worker, metrics: dict, epochs_done: int, files: dict[str, str | bytes] | None
 ) -> None:
     """Every rank must call `ray.train.report`; only rank 0 attaches the checkpoint, which
     keeps every epoch's results so far."""

@@ -4,6 +4,7 @@ Only the sweep driver process writes to MLflow (see `sweeps.mlflow_callback`): t
 to Tune and the driver logs for them, so concurrent trials never contend for the SQLite store.
 """
 
+import functools
 import os
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from trainers import keys
@@ -64,15 +65,33 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri())
 
 
+# MLflow 3 opens an experiment on its GenAI overview (traces) unless it is marked as model
+# training; ovat's experiments are, so the UI opens on their runs.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def experiment_id(name: str) -> str:
     existing = client().get_experiment_by_name(name)
-    return existing.experiment_id if existing else client().create_experiment(name)
+    if existing is None:
+        return client().create_experiment(name, tags=dict([EXPERIMENT_KIND]))
+    if existing.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+        client().set_experiment_tag(existing.experiment_id, *EXPERIMENT_KIND)
+    return existing.experiment_id
 
 
-def git_commit() -> str:
+def experiment_name(experiment: str) -> str:
+    return client().get_experiment(experiment).name
+
+
+def set_experiment_tag(experiment: str, key: str, value: str) -> None:
+    client().set_experiment_tag(experiment, key, value)
+
+
+def git(*args: str) -> str:
+    """A git command's output in ovat's own checkout; "" outside one."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             capture_output=True,
             text=True,
             check=False,
@@ -84,11 +103,36 @@ def git_commit() -> str:
         return ""
 
 
+def git_commit() -> str:
+    return git("rev-parse", "HEAD")
+
+
+@functools.cache
+def source_tags() -> dict[str, str]:
+    """What the UI's Source column shows, once per process: ovat, its commit, dirty or not."""
+    commit = git_commit()
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else False
+    return {
+        "mlflow.source.name": f"ovat@{commit[:8]}{'+dirty' if dirty else ''}" if commit else "ovat",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.git.commit": commit,
+        keys.GIT_DIRTY: str(dirty).lower(),
+    }
+
+
+def log_dataset(run_id: str, name: str, digest: str, source: str) -> None:
+    """The data a trial trained on, as an MLflow dataset input (the UI's Dataset column)."""
+    dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
+    context = InputTag(key="mlflow.data.context", value="training")
+    client().log_inputs(run_id, datasets=[DatasetInput(dataset=dataset, tags=[context])])
+
+
 def create_run(
     experiment: str, name: str, tags: dict[str, str], parent_id: str | None = None
 ) -> str:
-    """A new run with its tags (set atomically with it), nested under `parent_id` if given."""
-    tags = {**tags, "mlflow.source.git.commit": git_commit()}
+    """A new run with its tags (set atomically with it), nested under `parent_id` if given;
+    its source is ovat at this git commit (and whether the tree had uncommitted changes)."""
+    tags = {**tags, **source_tags()}
     if parent_id:
         tags["mlflow.parentRunId"] = parent_id
     run = client().create_run(
@@ -143,6 +187,19 @@ def log_metric_points(run_id: str, points: list, timestamp_ms: int) -> None:
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:
     client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_image(run_id: str, path: Path, key: str) -> None:
+    """A picture in the run's images (mlflow.log_image with a key: the UI's image view)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        client().log_image(run_id, image.convert("RGB"), key=key, step=0, synchronous=True)
+
+
+def log_table(run_id: str, columns: dict[str, list], artifact_file: str) -> None:
+    """A table MLflow itself reads back (`mlflow.load_table`), beside the files."""
+    client().log_table(run_id, columns, artifact_file)
 
 
 def delete_tag(run_id: str, key: str) -> None:

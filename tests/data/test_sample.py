@@ -69,3 +69,16 @@ def test_missing_split_names_what_is_prepared(tmp_path):
 def test_bad_data_values_are_rejected(bad, match):
     with pytest.raises(ValueError, match=match):
         DataConfig(**bad)
+
+
+def test_prepared_data_is_named_and_digested_for_mlflow(tmp_path):
+    from data.registry import identity
+
+    prepare(DataConfig(), tmp_path)
+    prepare(DataConfig(resolution=16), tmp_path)
+    first = identity(DataConfig(), tmp_path)
+    assert first["name"] == "sample-32px" and len(first["digest"]) == 16
+    assert identity(DataConfig(), tmp_path) == first  # the same data: the same identity
+    other = identity(DataConfig(resolution=16), tmp_path)
+    assert other["digest"] != first["digest"] and other["name"] == "sample-16px"
+    assert identity(DataConfig(limit=8), tmp_path)["name"] == "sample-32px-limit8"

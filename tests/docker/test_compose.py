@@ -34,7 +34,7 @@ def test_ray_keeps_token_authentication_with_one_required_token():
 def test_mlflow_runs_basic_auth_on_postgres_with_artifacts_in_minio():
     script = (DOCKER / "mlflow-server.sh").read_text()
     assert "--app-name basic-auth" in script
-    assert 'backend="postgresql://' in script and "s3://" in script
+    assert 'MLFLOW_BACKEND_STORE_URI="postgresql://' in script and "s3://" in script
     assert SERVICES["mlflow"]["command"] == ["/app/docker/mlflow-server.sh"]
     env = SERVICES["mlflow"]["environment"]
     assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"

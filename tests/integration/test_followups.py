@@ -47,6 +47,6 @@ def test_transplant_then_layernorm_finetune(in_sweep_store):
     before, after = grafted["model"].state_dict(), tuned["model"].state_dict()
     changed = {k for k in after if not torch.equal(before[k].cpu(), after[k].cpu())}
     assert changed == {"bottleneck.norm.weight", "bottleneck.norm.bias"}
-    table = rebuild(report.sweep_id)
+    table = rebuild(report.sweep_id).markdown
     assert "| transplant-ffn-sample-s1 | transplant | ffn-sample-s1 |" in table
     assert "| finetune-transplant-ffn-sample-s1 | finetune | transplant-ffn-sample-s1 |" in table

@@ -144,5 +144,5 @@ def test_a_stopped_driver_resumes_only_the_missing_trial(
         [e.experiment_id for e in client.search_experiments()], "tags.`ovat.role` = 'sweep'"
     )
     assert parent.info.status == "FINISHED" and parent.data.tags["ovat.resumed"] == "1"
-    report = rebuild(parent.data.tags["ovat.sweep_id"])
+    report = rebuild(parent.data.tags["ovat.sweep_id"]).markdown
     assert "| vq |" in report and "| identity |" in report and "failed" not in report

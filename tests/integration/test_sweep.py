@@ -34,6 +34,7 @@ def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
         "ranking.md",
         "ranking.parquet",
         "test_loss.png",
+        "reconstructions.png",
     }
     for run in trials:
         tags = run.data.tags
@@ -49,11 +50,17 @@ def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
         for metric in ("test_loss", "params_total", "params_trainable", "params_bottleneck"):
             assert metric in run.data.metrics
         assert "placement.host" in tags and len(tags["ovat.fingerprint"]) == 16
+        [data] = run.inputs.dataset_inputs  # the UI's Dataset column
+        assert data.dataset.name == "sample-32px-limit96" and len(data.dataset.digest) == 16
+        assert tags["mlflow.source.git.commit"] and tags["ovat.git_dirty"] in ("true", "false")
         assert len(tags["ovat.weights_hash"]) == 16
         assert run.data.metrics["audit.untrained_params"] == 0
         assert run.data.metrics["audit.frozen_changed"] == 0
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
-        assert {"checkpoint/model.pt", "checkpoint/audit.md"} <= artifacts
+        assert {"checkpoint/model.pt", "checkpoint/audit.md", "checkpoint/reconstructions.png"} <= (
+            artifacts
+        )
+        assert "images" in {a.path for a in client.list_artifacts(run.info.run_id)}  # log_image
 
 
 def test_seeds_differ_and_rank_rebuilds_from_mlflow_alone(in_sweep_store):
@@ -65,7 +72,7 @@ def test_seeds_differ_and_rank_rebuilds_from_mlflow_alone(in_sweep_store):
     }
     assert losses[("vq", "0")] != losses[("vq", "1")]
     # follow-up tests may have added runs below the table; the table itself is unchanged
-    assert rebuild(report.sweep_id).startswith(report.markdown)
+    assert rebuild(report.sweep_id).markdown.startswith(report.markdown)
 
 
 def test_four_concurrent_trials_land_every_per_step_loss(pair_sweep):

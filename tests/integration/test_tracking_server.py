@@ -138,4 +138,6 @@ def test_a_tracking_outage_mid_sweep_loses_nothing(
         "ranking.parquet",
         "test_loss.png",
     }
-    assert rebuild(report.sweep_id).startswith(report.markdown)  # `make rank` from the server
+    assert rebuild(report.sweep_id).markdown.startswith(
+        report.markdown
+    )  # `make rank` from the server

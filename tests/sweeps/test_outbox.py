@@ -131,7 +131,7 @@ def test_drain_names_the_store_and_the_file_when_it_stays_down(outage, tmp_path)
 
 def test_an_unknown_write_names_the_valid_ones(tmp_path):
     with pytest.raises(
-        ValueError, match="unknown outbox write 'metric'; valid: params, metrics, points"
+        ValueError, match="unknown outbox write 'metric'; valid: params, dataset, metrics"
     ):
         Outbox(tmp_path).write("metric", KEY_TAGS)
 

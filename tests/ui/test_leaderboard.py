@@ -1,0 +1,187 @@
+"""The MLflow UI as the leaderboard, in a real browser: a real sweep logged to a fresh store,
+`mlflow ui` on loopback, and Debian's Chromium driven by Playwright (its own browser download
+is not reachable from these machines). With OVAT_SCREENSHOTS=<folder> the test also saves the
+leaderboard and the sweep run's page there (`make test-ui` writes the README's pictures)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import ADMIN, PASSWORD, free_port, tiny_plan
+
+pytestmark = pytest.mark.ui
+
+CHROMIUM = shutil.which("chromium")
+LAUNCH = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+SETTLE_MS = 8000  # the UI fetches runs, then renders the grid
+
+
+@pytest.fixture(scope="module")
+def sweep_in_the_ui(ray_session, tmp_path_factory):
+    """A 3-value sweep of the tiny model, then `mlflow ui` serving its store."""
+    from sweeps.runner import run_plan
+
+    folder = tmp_path_factory.mktemp("ui")
+    uri, port = f"sqlite:///{folder}/mlflow.db", free_port()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("OVAT_RESULTS", str(folder / "results"))
+        patch.setenv("OVAT_UI_PORT", str(port))
+        patch.chdir(folder)
+        raw = {"vary": {"model.bottleneck": ["vq", "ffn", "identity"]}, "baseline": "vq"}
+        overrides = {"train.epochs": 2, "resources.cpus_per_worker": 0.5}
+        published = run_plan(tiny_plan("ui", raw, overrides))
+        ui = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", uri]
+            + ["--host", "127.0.0.1", "--port", str(port)],
+            stdout=open(folder / "ui.log", "w"),  # noqa: SIM115 (the child owns it)
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for(f"http://127.0.0.1:{port}/health")
+            yield published, mlflow.tracking.MlflowClient(uri), f"http://127.0.0.1:{port}"
+        finally:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
+
+
+def wait_for(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if CHROMIUM is None:
+        pytest.fail("make test-ui needs Debian's chromium: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH)
+        yield browser
+        browser.close()
+
+
+def open_page(chromium, url: str, **context):
+    page = chromium.new_context(viewport={"width": 1600, "height": 800}, **context).new_page()
+    page.goto(url)
+    page.wait_for_timeout(SETTLE_MS)
+    return page
+
+
+def tidy(page) -> None:
+    """For the pictures: the assistant's side panel closed, a long description shown whole."""
+    close = page.get_by_role("button", name="Close")
+    if close.count():
+        close.first.click()
+    more = page.get_by_text("Show more", exact=True)
+    if more.count():
+        more.first.click()
+    page.wait_for_timeout(500)
+
+
+def grid(page) -> dict[str, dict[str, str]]:
+    """The runs table as the browser shows it: row index -> column id -> the cell's text."""
+    cells = page.eval_on_selector_all(
+        ".ag-row .ag-cell",
+        "els => els.map(e => [e.closest('.ag-row').getAttribute('row-index'),"
+        " e.getAttribute('col-id'), e.innerText])",
+    )
+    rows: dict[str, dict[str, str]] = {}
+    for row, column, text in cells:
+        rows.setdefault(row, {})[column] = text
+    return dict(sorted(rows.items(), key=lambda item: int(item[0])))
+
+
+def screenshot(page, name: str) -> None:
+    folder = os.environ.get("OVAT_SCREENSHOTS")
+    if folder:
+        tidy(page)
+        page.screenshot(path=str(Path(folder) / name))
+
+
+def test_the_experiment_opens_on_its_runs_not_the_genai_overview(sweep_in_the_ui, chromium):
+    from sweeps import leaderboard
+
+    published, client, _ = sweep_in_the_ui
+    experiment = client.get_experiment_by_name("ovat-ui")
+    page = open_page(chromium, leaderboard.experiment_url(experiment.experiment_id))
+    assert "/runs" in page.url and "overview" not in page.url
+    text = page.inner_text("body")
+    assert "No data available" not in text  # the GenAI overview's empty charts
+    assert published.sweep_id in text  # the sweep's run is listed
+
+
+def test_the_printed_leaderboard_lists_the_sweeps_trials_best_first(sweep_in_the_ui, chromium):
+    published, client, _ = sweep_in_the_ui
+    page = open_page(chromium, published.leaderboard)
+    rows = list(grid(page).values())
+    trials = client.search_runs(
+        [client.get_experiment_by_name("ovat-ui").experiment_id],
+        f"tags.`ovat.sweep_id` = '{published.sweep_id}' and tags.`ovat.role` = 'trial'",
+    )
+    by_name = {run.info.run_name: run for run in trials}
+    shown = [row["attributes.`Run Name`"].splitlines()[-1] for row in rows]
+    assert sorted(shown) == sorted(by_name)  # exactly the sweep's trials: no sweep run
+    assert [by_name[name].data.tags["ovat.value"] for name in shown] == [
+        row.value for row in published.ranking
+    ]  # in ranking order, best first
+    for name, row in zip(shown, rows, strict=True):
+        logged = by_name[name].data.metrics["test_loss"]
+        assert float(row["metrics.`test_loss`"]) == pytest.approx(logged, rel=1e-12)
+        assert row["tags.`ovat.value`"] == by_name[name].data.tags["ovat.value"]
+        assert int(row["metrics.`params_total`"]) == int(by_name[name].data.metrics["params_total"])
+    screenshot(page, "leaderboard.png")
+
+
+def test_the_sweeps_run_page_shows_the_ranking(sweep_in_the_ui, chromium):
+    from sweeps import leaderboard
+
+    published, client, _ = sweep_in_the_ui
+    [sweep] = client.search_runs(
+        [client.get_experiment_by_name("ovat-ui").experiment_id],
+        f"tags.`ovat.sweep_id` = '{published.sweep_id}' and tags.`ovat.role` = 'sweep'",
+    )
+    url = (
+        f"{leaderboard.ui_base()}/#/experiments/{sweep.info.experiment_id}"
+        f"/runs/{sweep.info.run_id}?workflowType=machine_learning"
+    )
+    page = open_page(chromium, url)
+    text = page.inner_text("body")
+    for row in published.ranking:  # the rendered Markdown table of the description
+        assert row.value in text and f"{row.test_loss_mean:.4f}" in text
+    assert "test loss" in text and "verdict" in text
+    screenshot(page, "sweep-run.png")
+
+
+def test_the_basic_auth_server_refuses_the_page_without_credentials(auth_server, chromium):
+    from playwright.sync_api import Error
+
+    refused = chromium.new_context()
+    with pytest.raises(Error, match="ERR_INVALID_AUTH_CREDENTIALS"):  # headless: no prompt
+        refused.new_page().goto(auth_server)
+    assert refused.request.get(auth_server).status == 401
+    wrong = chromium.new_context(http_credentials={"username": ADMIN, "password": "wrong"})
+    assert wrong.request.get(auth_server).status == 401
+    allowed = chromium.new_context(
+        http_credentials={"username": ADMIN, "password": PASSWORD}
+    ).new_page()
+    answer = allowed.goto(auth_server)
+    allowed.wait_for_timeout(SETTLE_MS)
+    assert answer.status == 200 and "Experiments" in allowed.inner_text("body")

@@ -11,12 +11,14 @@ its lines to keep:
 of its own, so it never touches yours), keeps the lines the filter picks, and writes them back
 between the markers. `--check` only lists the blocks and fails on a malformed one (`make test`
 runs that check). Filters: `table` (the last Markdown table printed), `grep TEXT` (lines that
-contain TEXT), `all`.
+contain TEXT), `all`, and `picture NAME`: the file NAME the command wrote in its sweep's
+results folder, copied to docs/NAME and shown as an image.
 """
 
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +30,7 @@ BLOCK = re.compile(
     r"(<!-- output of: (?P<command>.+?) \| (?P<keep>[^>]+?) -->\n)(?P<body>.*?)(<!-- end of output -->)",
     re.DOTALL,
 )
-FILTERS = ("table", "grep", "all")
+FILTERS = ("table", "grep", "all", "picture")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Quoted:
     path: Path
     command: str  # a make command line, run in the repository root
     keep: str  # which lines of its output
+
+    @property
+    def is_picture(self) -> bool:
+        return self.keep.startswith("picture ")
 
     def check(self) -> None:
         if not self.command.startswith("make "):
@@ -82,8 +88,9 @@ def keep_lines(output: str, keep: str) -> str:
     return "\n".join(lines)
 
 
-def run(command: str) -> str:
-    """The command's output, run with a store and results folder of its own."""
+def run(command: str, pictures: list[str]) -> str:
+    """The command's output, run with a store and results folder of its own; the `pictures` it
+    wrote in its newest sweep's folder are copied to docs/."""
     with tempfile.TemporaryDirectory(prefix="ovat-docs-") as scratch:
         env = {
             **os.environ,
@@ -96,17 +103,30 @@ def run(command: str) -> str:
         )
         if done.returncode:
             sys.exit(f"docs: {command} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        results = Path(scratch) / "results"
+        for name in pictures:
+            latest = (results / "latest").read_text().strip()
+            shutil.copy(results / latest / name, ROOT / "docs" / name)
         return done.stdout
 
 
 def refresh(blocks: list[Quoted]) -> None:
-    outputs = {command: run(command) for command in dict.fromkeys(b.command for b in blocks)}
+    pictures = {
+        b.command: [x.keep.split()[1] for x in blocks if x.command == b.command and x.is_picture]
+        for b in blocks
+    }
+    outputs = {command: run(command, names) for command, names in pictures.items()}
     for path in dict.fromkeys(b.path for b in blocks):
 
-        def replace(match: re.Match) -> str:
+        def replace(match: re.Match, folder: Path = path.parent) -> str:
             keep = match["keep"].strip()
-            kept = keep_lines(outputs[match["command"].strip()], keep)
-            body = f"{kept}\n" if keep == "table" else f"```\n{kept}\n```\n"  # tables render
+            if keep.startswith("picture "):
+                name = keep.split()[1]
+                link = os.path.relpath(ROOT / "docs" / name, folder)
+                body = f"![{name}, written by the command above]({link})\n"
+            else:
+                kept = keep_lines(outputs[match["command"].strip()], keep)
+                body = f"{kept}\n" if keep == "table" else f"```\n{kept}\n```\n"  # tables
             return f"{match.group(1)}{body}{match.group(5)}"
 
         path.write_text(BLOCK.sub(replace, path.read_text()))

@@ -187,6 +187,8 @@ def show_published(published, log: Path | None) -> None:
     if log:
         print(f"ovat: library logs in {shown(log)}")
     print(f"ovat: leaderboard: {published.leaderboard} (make ui serves it)")
+    if published.model:
+        print(f"ovat: best model: mlflow.pytorch.load_model({published.model!r})")
 
 
 def resume(ablation: ablations.Ablation, args: argparse.Namespace) -> None:

@@ -43,6 +43,7 @@ class Published:
     markdown: str
     paths: dict[str, Path]
     leaderboard: str = ""  # the MLflow UI's view of the sweep's trials, best first
+    model: str = ""  # models:/ovat-<ablation>/<version>, the best trial's model (at sweep end)
 
 
 def sweep_run(sweep_id: str):

@@ -5,6 +5,7 @@ second, not a cluster start-up, and every trial carries the parsed config it tra
 """
 
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -24,6 +25,7 @@ from sweeps.outbox import Outbox
 from sweeps.plan import SweepPlan, Trial, new_sweep_id
 from sweeps.progress import TrialProgress
 from sweeps.publish import Published, publish
+from sweeps.registry import register_best
 from trainers import keys, tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import load_splits
@@ -315,6 +317,8 @@ def finish(sweep_id: str, parent_run_id: str, name: str, baseline: str) -> Publi
     """Publish the ranking; the sweep's run fails when any trial did (errored or diverged)."""
     failed = sum(1 for run in tracking.sweep_runs(sweep_id) if run.info.status != "FINISHED")
     published = publish([sweep_id], [parent_run_id], name, baseline)
+    model = register_best(published.ranking, sweep_id, parent_run_id, name)
+    published = dataclasses.replace(published, model=model)
     tracking.set_tags(parent_run_id, {keys.FAILED_TRIALS: failed, keys.STATUS: "ended"})
     tracking.end_run(parent_run_id, failed=failed > 0)
     return published

@@ -47,6 +47,8 @@ SOURCE_RUN = "ovat.source_run"  # a follow-up's or probe's source run id
 SOURCE_NAME = "ovat.source_name"
 TRAINABLE = "ovat.trainable"  # a fine-tune's trainable tensors
 BEST_VALUE = "ovat.best_value"  # a sweep's best-ranked value
+BEST_MODEL = "ovat.best_model"  # models:/ovat-<ablation>/<version>: its best trial's model
+BEST_TRIAL = "ovat.best_trial"  # the run name of that trial
 GIT_DIRTY = "ovat.git_dirty"  # "true" when the checkout had uncommitted changes
 
 ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"

@@ -4,7 +4,10 @@ Only the sweep driver process writes to MLflow (see `sweeps.mlflow_callback`): t
 to Tune and the driver logs for them, so concurrent trials never contend for the SQLite store.
 """
 
+import contextlib
 import functools
+import io
+import logging
 import os
 import subprocess
 import time
@@ -195,6 +198,33 @@ def log_image(run_id: str, path: Path, key: str) -> None:
 
     with Image.open(path) as image:
         client().log_image(run_id, image.convert("RGB"), key=key, step=0, synchronous=True)
+
+
+def register_model(run_id: str, model, example, name: str) -> str:
+    """Log `model` (a torch module) on the run as an MLflow PyTorch model, with its input
+    example and the signature MLflow infers from it, and register it as a version of `name`.
+    Returns the version."""
+    import mlflow.pytorch
+    import torch
+
+    mlflow.set_tracking_uri(tracking_uri())
+    said = io.StringIO()  # MLflow prints "Successfully registered model ...": a log line
+    with (
+        contextlib.redirect_stdout(said),
+        contextlib.redirect_stderr(said),
+        mlflow.start_run(run_id=run_id),  # the run stays as it was: its status is set after
+    ):
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            serialization_format="pickle",  # a module (any batch size), not an exported graph
+        )
+    for line in said.getvalue().splitlines():
+        logging.getLogger("mlflow.registry").info(line)
+    return str(info.registered_model_version)
 
 
 def log_table(run_id: str, columns: dict[str, list], artifact_file: str) -> None:

@@ -115,3 +115,16 @@ def test_the_scheduling_bench_reads_a_real_sweeps_timeline(in_sweep_store):
     assert all(t.fixed_s >= t.startup_s for t in times)  # + the trial actor's launch
     fixed = fixed_cost_row(times, default_train_s=60.0)
     assert 0 < fixed.value < 1 and fixed.detail["startup.launch_s"] >= 0
+
+
+def test_the_best_trial_is_a_registered_model_that_loads_in_one_call(in_sweep_store):
+    import mlflow
+    import torch
+
+    report = in_sweep_store[0]
+    assert report.model.startswith("models:/ovat-pair/")
+    mlflow.set_tracking_uri(f"sqlite:///{in_sweep_store[3]}/mlflow.db")
+    model = mlflow.pytorch.load_model(report.model)
+    images = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        assert model(images).shape == images.shape

@@ -1,0 +1,42 @@
+"""The sweep's winner as a registered model: `models:/ovat-<ablation>/latest` loads the best
+trial's autoencoder (the best seed of the best-ranked value) in one call."""
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from models.autoencoder import Autoencoder
+from models.export import Reconstructor
+from sweeps import ranking
+from trainers import checkpoints, keys, tracking
+
+
+def model_name(ablation: str) -> str:
+    return f"ovat-{ablation}"
+
+
+def register_best(table: list[ranking.RankRow], sweep_id: str, run_id: str, ablation: str) -> str:
+    """Log the best trial's model on the sweep's run, register it, and return its URI
+    (models:/<name>/<version>); "" when no trial finished."""
+    finished = [row for row in table if row.n]
+    if not finished:
+        return ""
+    best = finished[0].value
+    trials = [
+        t for t in ranking.trial_rows(sweep_id) if t.value == best and not math.isnan(t.test_loss)
+    ]
+    trial = min(trials, key=lambda t: t.test_loss)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = tracking.download_checkpoint(trial.run_id, Path(scratch))
+        cfg = checkpoints.load_config(folder)
+        model = Autoencoder(cfg.model)
+        checkpoints.restore(folder, model, None)
+    side = cfg.data.resolution
+    example = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+    name = model_name(ablation)
+    version = tracking.register_model(run_id, Reconstructor(model), example, name)
+    uri = f"models:/{name}/{version}"
+    tracking.set_tags(run_id, {keys.BEST_MODEL: uri, keys.BEST_TRIAL: trial.run_name})
+    return uri

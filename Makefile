@@ -20,6 +20,8 @@ RES ?=
 PROTOCOL ?=
 SET ?=
 SWEEP ?= latest
+A ?= previous
+B ?= latest
 RUN ?=
 SPLITS ?= val,test
 BOTTLENECK ?= softvq
@@ -35,7 +37,7 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs test-ui rank cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui rank diff cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +73,9 @@ prepare: setup ## decode DATASET under ROOT once into Parquet shards at RES px, 
 
 rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
 	@$(OVAT) rank $(SWEEP)
+
+diff: setup ## what changed between sweeps A (previous) and B (latest), value by value, and why
+	@$(OVAT) diff $(A) $(B)
 
 probe: setup ## rerun trial RUN: REPEATS times its own seed, REPEATS other seeds (DETERMINISTIC=1 adds a strict set)
 	@$(OVAT) probe "$(RUN)" $(if $(REPEATS),--repeats $(REPEATS)) $(if $(DETERMINISTIC),--deterministic)

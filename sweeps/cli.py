@@ -258,6 +258,14 @@ def cmd_rank(args: argparse.Namespace) -> None:
     print(f"ovat: leaderboard: {published.leaderboard}")
 
 
+def cmd_diff(args: argparse.Namespace) -> None:
+    from sweeps.diff import diff
+
+    text, path = diff(args.a, args.b)
+    print(text)
+    print(f"ovat: wrote {shown(path)} and attached it to {args.b}'s sweep run")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     """`make ui` starts with this line: the newest sweep's leaderboard, or SWEEP's."""
     from sweeps import leaderboard
@@ -403,6 +411,10 @@ def parser() -> argparse.ArgumentParser:
     rank = sub.add_parser("rank", help="rebuild a sweep's ranking table from MLflow")
     rank.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
     rank.set_defaults(func=cmd_rank)
+    differ = sub.add_parser("diff", help="what changed between two sweeps, value by value")
+    differ.add_argument("a", help="sweep id, 'latest' or 'previous'")
+    differ.add_argument("b", help="sweep id, 'latest' or 'previous'")
+    differ.set_defaults(func=cmd_diff)
     board = sub.add_parser("leaderboard", help="print the MLflow UI link of a sweep's ranking")
     board.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
     board.add_argument("--port", help="the port `make ui` serves on (default 5000)")

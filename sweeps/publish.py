@@ -4,6 +4,7 @@ Reads MLflow only, so `ovat rank` rebuilds any sweep's table from the tracking s
 on any machine that can reach it. Imports no Ray.
 """
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,10 @@ RANKING_COLUMNS = (
     "diff_ci_low",
     "diff_ci_high",
     "verdict",
+    "p_best",
+    "rank_low",
+    "rank_high",
+    "tied_with_best",
     "params_total",
     "params_bottleneck",
     "notes",
@@ -71,7 +76,8 @@ def publish(
     title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
     folder = results_dir() / name
     later = ranking.followups({r.run_id: r.run_name for r in rows})
-    paths = ranking.write(table, folder, title, ranking.followups_markdown(later))
+    trust = ranking.trust_text(rows, table)
+    paths = ranking.write(table, folder, title, ranking.followups_markdown(later), trust)
     paths["plot"] = strip_plot(table, rows, folder / "test_loss.png", title)
     picture = comparison(table, rows, folder / "reconstructions.png")
     if picture is not None:
@@ -118,6 +124,12 @@ def rebuild(sweep_ids: str = "latest") -> Published:
     """The table of one sweep, or of several comma-separated sweeps that share a base."""
     runs = [sweep_run(s.strip()) for s in sweep_ids.split(",") if s.strip()]
     shared_base(runs)
+    if len(runs) > 1:  # pooled seeds must be comparable: say what else differs
+        from sweeps.diff import pooled_differences
+
+        ids = [r.data.tags[keys.SWEEP_ID] for r in runs]
+        for line in pooled_differences(ids):
+            print(f"ovat: warning: pooled sweeps differ: {line}", file=sys.stderr)
     tags = runs[0].data.tags
     published = publish(
         [r.data.tags[keys.SWEEP_ID] for r in runs],

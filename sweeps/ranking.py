@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeps import stats
+from sweeps import stability, stats
 from trainers import keys, tracking
 
 
@@ -50,6 +50,10 @@ class RankRow:
     diff_ci_low: float  # Welch 95% interval of that difference (NaN with n < 2)
     diff_ci_high: float
     verdict: str  # better / worse / within noise / baseline / n < 2
+    p_best: float = math.nan  # bootstrap over seeds: how often this value ranks first
+    rank_low: int = 0  # the ranks it takes in 95% of the bootstrap (0: n < 2)
+    rank_high: int = 0
+    tied_with_best: bool = False  # not separable from the best (Holm-corrected Welch tests)
 
 
 def trial_rows(sweep_id: str) -> list[TrialRow]:
@@ -86,6 +90,7 @@ def rank(rows: list[TrialRow], baseline: str = "") -> list[RankRow]:
     for row in rows:
         groups.setdefault(row.value, []).append(row)
     reference = finished_losses(groups.get(baseline, []))
+    trust = stability.stability({value: finished_losses(g) for value, g in groups.items()})
     summaries = []
     for value, group in groups.items():
         losses = finished_losses(group)
@@ -107,6 +112,7 @@ def rank(rows: list[TrialRow], baseline: str = "") -> list[RankRow]:
                 "diff_ci_low": versus.low,
                 "diff_ci_high": versus.high,
                 "verdict": versus.verdict,
+                **(asdict(trust[value]) if value in trust else {}),
             }
         )
     summaries.sort(key=lambda s: (math.isnan(s["test_loss_mean"]), s["test_loss_mean"]))
@@ -154,36 +160,53 @@ def _versus(r: RankRow) -> str:
     return _signed(r.diff_to_baseline) + interval
 
 
-def to_markdown(ranking: list[RankRow], title: str) -> str:
+def _p_best(r: RankRow) -> str:
+    return "–" if math.isnan(r.p_best) else f"{r.p_best:.2f}"
+
+
+def _ranks(r: RankRow) -> str:
+    if not r.rank_low:
+        return "–"
+    span = str(r.rank_low) if r.rank_low == r.rank_high else f"{r.rank_low}-{r.rank_high}"
+    return span + (" ≈best" if r.tied_with_best else "")
+
+
+def to_markdown(ranking: list[RankRow], title: str, trust: str = "") -> str:
+    """The table, its legend, and `trust` (stability.verdict_text) under it."""
     head = (
         "| rank | value | test loss | ± std | min | max | n | Δ vs baseline [95% CI] | verdict "
-        "| params total | params bottleneck | runs | notes |\n"
-        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---|---|"
+        "| P(best) | rank range | params total | params bottleneck | runs | notes |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---|---:|---:|---|---|"
     )
     lines = [
         f"| {r.rank} | {r.value} | {_loss(r.test_loss_mean)} | {_loss(r.test_loss_std)} | "
         f"{_loss(r.test_loss_min)} | {_loss(r.test_loss_max)} | "
         f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {_versus(r)} | {r.verdict} | "
-        f"{r.params_total:,} | {r.params_bottleneck:,} | {r.runs} | {r.notes} |"
+        f"{_p_best(r)} | {_ranks(r)} | {r.params_total:,} | {r.params_bottleneck:,} | "
+        f"{r.runs} | {r.notes} |"
         for r in ranking
     ]
     legend = (
         "Δ: mean test loss minus the baseline's; the interval is Welch's t at 95% over seeds. "
-        "better / worse: the interval excludes 0; within noise: it does not."
+        "better / worse: the interval excludes 0; within noise: it does not. P(best) and rank "
+        f"range: {stability.RESAMPLES:,} bootstrap resamples of each value's seeds (95% of them "
+        "fall in the range); ≈best: not separable from the best."
     )
-    return "\n".join([f"### {title}", "", head, *lines, "", legend, ""])
+    return "\n".join(
+        [f"### {title}", "", head, *lines, "", legend, *([trust] if trust else []), ""]
+    )
 
 
 def summary_markdown(ranking: list[RankRow], title: str) -> str:
     """The table narrow enough for a run's description in the MLflow UI: no run names."""
     head = (
-        "| rank | value | test loss | ± std | n | Δ vs baseline [95% CI] | verdict | params "
-        "| notes |\n|---:|---|---:|---:|---:|---|---|---:|---|"
+        "| rank | value | test loss | ± std | n | Δ vs baseline [95% CI] | verdict | P(best) "
+        "| rank range | params | notes |\n|---:|---|---:|---:|---:|---|---|---:|---|---:|---|"
     )
     lines = [
         f"| {r.rank} | {r.value} | {_loss(r.test_loss_mean)} | {_loss(r.test_loss_std)} | "
         f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {_versus(r)} | {r.verdict} | "
-        f"{r.params_total:,} | {r.notes} |"
+        f"{_p_best(r)} | {_ranks(r)} | {r.params_total:,} | {r.notes} |"
         for r in ranking
     ]
     return "\n".join([f"**{title}**", "", head, *lines, ""])
@@ -247,11 +270,14 @@ def followups_markdown(rows: list[FollowUp]) -> str:
     return "\n".join([*lines, ""])
 
 
-def write(ranking: list[RankRow], folder: Path, title: str, appendix: str = "") -> dict[str, Path]:
-    """ranking.md (the table, then any appendix such as follow-ups) and ranking.parquet."""
+def write(
+    ranking: list[RankRow], folder: Path, title: str, appendix: str = "", trust: str = ""
+) -> dict[str, Path]:
+    """ranking.md (the table, what it can claim, then any appendix such as follow-ups) and
+    ranking.parquet."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / "ranking.md", "parquet": folder / "ranking.parquet"}
-    text = to_markdown(ranking, title)
+    text = to_markdown(ranking, title, trust)
     paths["markdown"].write_text(f"{text}\n{appendix}" if appendix else text)
     columns = {name: [getattr(r, name) for r in ranking] for name in RankRow.__dataclass_fields__}
     schema = pa.schema(
@@ -262,7 +288,17 @@ def write(ranking: list[RankRow], folder: Path, title: str, appendix: str = "") 
 
 
 def _arrow_type(annotation) -> pa.DataType:
-    return {int: pa.int64(), float: pa.float64(), str: pa.string()}[annotation]
+    return {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}[annotation]
+
+
+def trust_text(rows: list[TrialRow], table: list[RankRow]) -> str:
+    """The lines under a table: the tied-with-best set and what one seed can claim."""
+    losses = {r.value: finished_losses([t for t in rows if t.value == r.value]) for r in table}
+    trust = {
+        r.value: stability.Stability(r.p_best, r.rank_low, r.rank_high, r.tied_with_best)
+        for r in table
+    }
+    return stability.verdict_text(losses, trust)
 
 
 def as_dicts(ranking: list[RankRow]) -> list[dict]:

@@ -10,6 +10,7 @@ import functools
 import math
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,9 +182,27 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
     }
     parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_params())
     with sweep_run_ends(parent):
+        record_provenance(parent)
         return run_tuner(
             make_tuner(plan, sweep_id, parent, at_once, verbose), plan, sweep_id, parent
         )
+
+
+def record_provenance(parent: str) -> None:
+    """Once per sweep, on its run: the command and make variables that started it, every
+    installed package, and the uncommitted code changes (trials carry the commit and versions
+    as tags and point here through their parent)."""
+    tracking.set_tags(
+        parent,
+        {
+            keys.COMMAND: " ".join(sys.argv)[:5000],
+            keys.MAKE_VARIABLES: os.environ.get("MAKEFLAGS", "")[:5000],
+        },
+    )
+    tracking.log_text(parent, tracking.installed_packages(), "environment.txt")
+    changes = tracking.code_diff()
+    if changes:
+        tracking.log_text(parent, changes, "code.diff")
 
 
 def make_tuner(

@@ -50,5 +50,11 @@ BEST_VALUE = "ovat.best_value"  # a sweep's best-ranked value
 BEST_MODEL = "ovat.best_model"  # models:/ovat-<ablation>/<version>: its best trial's model
 BEST_TRIAL = "ovat.best_trial"  # the run name of that trial
 GIT_DIRTY = "ovat.git_dirty"  # "true" when the checkout had uncommitted changes
+ENV_PYTHON = "ovat.env.python"  # library versions of the process that logged the run
+ENV_TORCH = "ovat.env.torch"
+ENV_RAY = "ovat.env.ray"
+ENV_MLFLOW = "ovat.env.mlflow"
+COMMAND = "ovat.command"  # the command line that started a sweep
+MAKE_VARIABLES = "ovat.make"  # the make variables it was given (MAKEFLAGS)
 
 ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"

@@ -6,9 +6,11 @@ to Tune and the driver logs for them, so concurrent trials never contend for the
 
 import contextlib
 import functools
+import importlib.metadata
 import io
 import logging
 import os
+import platform
 import subprocess
 import time
 import urllib.error
@@ -120,7 +122,38 @@ def source_tags() -> dict[str, str]:
         "mlflow.source.type": "LOCAL",
         "mlflow.source.git.commit": commit,
         keys.GIT_DIRTY: str(dirty).lower(),
+        keys.ENV_PYTHON: platform.python_version(),
+        **{key: package_version(name) for key, name in ENV_PACKAGES.items()},
     }
+
+
+ENV_PACKAGES = {keys.ENV_TORCH: "torch", keys.ENV_RAY: "ray", keys.ENV_MLFLOW: "mlflow"}
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def installed_packages() -> str:
+    """`name==version` of every installed distribution, sorted: the environment to rebuild."""
+    found = {
+        f"{d.metadata['Name']}=={d.version}"
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"]
+    }
+    return "\n".join(sorted(found, key=str.lower)) + "\n"
+
+
+def code_diff() -> str:
+    """The uncommitted changes of ovat's checkout ("" when clean or not a checkout)."""
+    return git("diff", "HEAD")
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    client().log_text(run_id, text, artifact_file)
 
 
 def log_dataset(run_id: str, name: str, digest: str, source: str) -> None:

@@ -35,7 +35,9 @@ def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
         "ranking.parquet",
         "test_loss.png",
         "reconstructions.png",
+        "environment.txt",  # every installed package, once per sweep
     }
+    assert parent.data.tags["ovat.command"]  # what started it
     for run in trials:
         tags = run.data.tags
         assert tags["mlflow.parentRunId"] == parent.info.run_id
@@ -53,6 +55,7 @@ def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
         [data] = run.inputs.dataset_inputs  # the UI's Dataset column
         assert data.dataset.name == "sample-32px-limit96" and len(data.dataset.digest) == 16
         assert tags["mlflow.source.git.commit"] and tags["ovat.git_dirty"] in ("true", "false")
+        assert tags["ovat.env.torch"].startswith("2.14") and tags["ovat.env.ray"] == "2.60.0"
         assert len(tags["ovat.weights_hash"]) == 16
         assert run.data.metrics["audit.untrained_params"] == 0
         assert run.data.metrics["audit.frozen_changed"] == 0

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -73,13 +74,15 @@ def test_markdown_and_parquet(tmp_path):
     assert (
         "| 1 | ffn | 0.0136 | 0.0006 | 0.0132 | 0.0140 | 2 | -0.0022 [-0.0148, +0.0104] |" in text
     )
-    assert "| within noise | 120 | 20 |" in text
+    assert re.search(r"\| within noise \| 0\.\d\d \| 1-2 ≈best \| 120 \| 20 \|", text)
     assert "| 3 | identity | – | – | – | – | 0 (1 failed) | – | – |" in text
     paths = write(table, tmp_path, "demo")
     parquet = pq.read_table(paths["parquet"]).to_pylist()
     assert [r["value"] for r in parquet] == ["ffn", "vq", "identity"]
     needed = {"rank", "value", "test_loss_mean", "test_loss_std", "n", "params_total"}
     assert needed | {"params_bottleneck", "verdict", "diff_ci_low"} <= set(parquet[0])
+    assert {"p_best", "rank_low", "rank_high", "tied_with_best"} <= set(parquet[0])
+    assert parquet[0]["p_best"] + parquet[1]["p_best"] == 1.0  # identity never finished
 
 
 def test_failed_trials_are_counted_with_their_reason_not_dropped():

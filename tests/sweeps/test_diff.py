@@ -1,0 +1,54 @@
+"""`make diff` on sweeps in a real (SQLite) MLflow store: values aligned, the change per value
+(paired where the seeds match), and what differs between the sweeps. No Ray."""
+
+import pytest
+
+from sweeps.diff import diff, resolve
+from sweeps.publish import rebuild
+from tests.sweeps.test_publish import fake_sweep
+from trainers import tracking
+
+
+def test_diff_aligns_values_pairs_seeds_and_names_the_changed_setting(workspace):
+    fake_sweep("pair-a", {"vq": [0.020, 0.021, 0.022], "ffn": [0.010, 0.011]}, {"train.lr": 3e-4})
+    fake_sweep("pair-b", {"vq": [0.030, 0.031, 0.033], "smvq": [0.012]}, {"train.lr": 1e-3})
+    assert (resolve("previous"), resolve("latest")) == ("pair-a", "pair-b")
+    text, path = diff("previous", "latest")
+    assert text.startswith("### pair-a -> pair-b: change in test loss")
+    # vq: seeds 0-2 in both, changes +0.010, +0.010, +0.011: paired, clearly higher
+    assert "| vq | 0.0210 (3) | 0.0313 (3) | +0.0103 [" in text
+    assert "| paired (3 seeds) | higher | same |" in text
+    assert "| ffn | 0.0105 (2) | – (0) | – | - | - |" in text  # only in A
+    assert "| smvq | – (0) | 0.0120 (1) | – | - | - |" in text  # only in B
+    assert "- base config `train.lr`: 0.0003 -> 0.001" in text
+    assert path.read_text() == text
+    [b] = tracking.sweep_runs("pair-b", "sweep")
+    assert "diff.md" in {a.path for a in tracking.client().list_artifacts(b.info.run_id)}
+
+
+def test_diff_without_common_seeds_uses_welch_and_says_nothing_else_changed(workspace):
+    fake_sweep("x", {"vq": [0.020, 0.022]}, {"train.lr": 3e-4})
+    fake_sweep("y", {"vq": [0.021, 0.023]}, {"train.lr": 3e-4})
+    for run in tracking.sweep_runs("y"):  # the same value at other seeds (FIRST_SEED=2)
+        tracking.set_tags(run.info.run_id, {"ovat.seed": int(run.data.tags["ovat.seed"]) + 2})
+    text, _ = diff("x", "y")
+    assert "| Welch | within noise |" in text
+    assert "- nothing recorded: same config, code, data and versions" in text
+
+
+def test_pooling_sweeps_of_other_code_is_a_warning_naming_the_difference(workspace, capsys):
+    fake_sweep("c1", {"vq": [0.020, 0.021]})
+    fake_sweep("c2", {"vq": [0.022, 0.023]})
+    for run in tracking.sweep_runs("c2"):
+        tracking.set_tags(run.info.run_id, {"mlflow.source.git.commit": "0" * 40})
+    rebuild("c1,c2")
+    err = capsys.readouterr().err
+    assert "ovat: warning: pooled sweeps differ: c1 vs c2: code (git commit): " in err
+    assert "-> " + "0" * 40 in err
+
+
+def test_an_unknown_or_missing_sweep_is_a_clear_error(workspace):
+    from sweeps.errors import UnknownSweep
+
+    with pytest.raises(UnknownSweep, match="no previous sweep"):
+        resolve("previous")

@@ -188,9 +188,11 @@ def to_markdown(ranking: list[RankRow], title: str, trust: str = "") -> str:
     ]
     legend = (
         "Δ: mean test loss minus the baseline's; the interval is Welch's t at 95% over seeds. "
-        "better / worse: the interval excludes 0; within noise: it does not. P(best) and rank "
-        f"range: {stability.RESAMPLES:,} bootstrap resamples of each value's seeds (95% of them "
-        "fall in the range); ≈best: not separable from the best."
+        "better / worse: the interval excludes 0 (one comparison at a time); within noise: it "
+        f"does not. P(best) and rank range: {stability.RESAMPLES:,} bootstrap resamples of each "
+        "value's seeds (95% of them fall in the range). ≈best: not told apart from the best by "
+        "Welch tests at a family-wise 5% (Holm-corrected over all comparisons with the best), a "
+        "stricter test: with few seeds even a value that never ranks first can be ≈best."
     )
     return "\n".join(
         [f"### {title}", "", head, *lines, "", legend, *([trust] if trust else []), ""]

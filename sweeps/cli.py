@@ -186,7 +186,10 @@ def show_published(published, log: Path | None) -> None:
     )
     if log:
         print(f"ovat: library logs in {shown(log)}")
-    print(f"ovat: leaderboard: {published.leaderboard} (make ui serves it)")
+    from sweeps import leaderboard
+
+    hint = "" if leaderboard.served() else " (make ui serves it)"
+    print(f"ovat: leaderboard: {published.leaderboard}{hint}")
     if published.model:
         print(f"ovat: best model: mlflow.pytorch.load_model({published.model!r})")
 

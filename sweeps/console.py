@@ -14,6 +14,17 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+QUIET_ENV = {
+    # Tune's newer reporter prints an experiment box and a TensorBoard hint even at verbose=0;
+    # its classic reporter prints nothing at verbose=0.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # MLflow prints "View run ... at <url>" to stdout for every run ended on a tracking server,
+    # with the server's address as the code sees it (a container's service name); ovat prints
+    # the one link a person needs, the leaderboard.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
 @contextlib.contextmanager
 def quiet(log_path: Path) -> Iterator[Path]:
     """Send every library's logging, Python warnings and Ray's driver messages to `log_path`
@@ -32,11 +43,9 @@ def quiet(log_path: Path) -> Iterator[Path]:
         logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
     ]
     saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
-    saved_env = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    saved_env = {name: os.environ.get(name) for name in QUIET_ENV}
     saved_ray = ray_worker._worker_logs_enabled
-    # Tune's newer reporter prints an experiment box and a TensorBoard hint even at verbose=0;
-    # its classic reporter prints nothing at verbose=0.
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    os.environ.update(QUIET_ENV)
     # The raylet's notes to the driver (e.g. "8 PYTHON worker processes have been started")
     # are printed to the driver's stdout unless this is off; Ray 2.60 has no public switch.
     ray_worker._worker_logs_enabled = False
@@ -61,7 +70,8 @@ def quiet(log_path: Path) -> Iterator[Path]:
             logger.handlers[:] = handlers
             logger.propagate, logger.level = propagate, level
         ray_worker._worker_logs_enabled = saved_ray
-        if saved_env is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = saved_env
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -47,11 +47,19 @@ def view_key(sweep_id: str) -> str:
 
 
 def ui_base() -> str:
-    """Where the UI is: the tracking server itself, or `make ui` on loopback (OVAT_UI_PORT)."""
-    uri = tracking.tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return uri.rstrip("/")
+    """Where a person opens the UI: OVAT_UI_URL where the code reaches the server by another
+    address (compose: `http://mlflow:5000` inside, 127.0.0.1 on the host), else the tracking
+    server itself, else `make ui` on loopback (OVAT_UI_PORT)."""
+    if os.environ.get("OVAT_UI_URL"):
+        return os.environ["OVAT_UI_URL"].rstrip("/")
+    if served():
+        return tracking.tracking_uri().rstrip("/")
     return f"http://127.0.0.1:{os.environ.get('OVAT_UI_PORT', DEFAULT_PORT)}"
+
+
+def served() -> bool:
+    """Whether a tracking server serves the UI already (else `make ui` does, over the store)."""
+    return tracking.tracking_uri().startswith(("http://", "https://"))
 
 
 def publish_view(sweep_id: str, experiment: str) -> str:

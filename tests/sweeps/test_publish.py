@@ -62,6 +62,21 @@ def test_the_sweeps_run_reads_as_its_ranking(workspace):
     assert list(table["verdict"]) == ["better", "baseline"]
 
 
+def test_the_leaderboard_link_uses_the_address_a_person_opens(workspace, monkeypatch):
+    """In compose the code reaches the server as http://mlflow:5000; a browser on the host
+    opens the published port, which OVAT_UI_URL names."""
+    from sweeps import leaderboard
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert leaderboard.served() and leaderboard.ui_base() == "http://mlflow:5000"
+    monkeypatch.setenv("OVAT_UI_URL", "http://127.0.0.1:5077/")
+    assert leaderboard.url("3", "k").startswith("http://127.0.0.1:5077/#/experiments/3/runs?")
+    monkeypatch.delenv("OVAT_UI_URL")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("OVAT_UI_PORT", "5123")
+    assert not leaderboard.served() and leaderboard.ui_base() == "http://127.0.0.1:5123"
+
+
 def test_the_leaderboard_is_a_saved_view_of_the_sweeps_trials_best_first(workspace, monkeypatch):
     import json
 

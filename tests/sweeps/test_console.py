@@ -1,0 +1,22 @@
+"""sweeps/console.py: libraries' output goes to the sweep's log, and everything is put back."""
+
+import logging
+import os
+
+from sweeps.console import QUIET_ENV, quiet
+
+
+def test_library_logs_go_to_the_file_and_the_environment_is_restored(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "false")
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
+    log = tmp_path / "ovat.log"
+    with quiet(log):
+        # MLflow reads this at each run's end: no "View run ... at <url>" lines on the terminal
+        assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
+        assert os.environ["RAY_AIR_NEW_OUTPUT"] == "0"
+        logging.getLogger("mlflow.store").warning("a library's chatter")
+    assert "a library's chatter" in log.read_text()
+    assert "a library's chatter" not in capfd.readouterr().err
+    assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "false"
+    assert "RAY_AIR_NEW_OUTPUT" not in os.environ
+    assert set(QUIET_ENV) == {"RAY_AIR_NEW_OUTPUT", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"}

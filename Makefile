@@ -37,7 +37,7 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs test-ui rank diff cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -109,8 +109,11 @@ SWEEP_VARIABLES := ABLATION SEEDS FIRST_SEED EPOCHS PRESET DATASET ROOT RES RESU
 cluster-images: ## build ovat's image (official base and PostgreSQL images where pullable, else made from Debian)
 	@$(PYTHON) docker/images.py
 
-cluster-up: cluster-images ## start docker/compose.yaml (Ray head, workers, MLflow + PostgreSQL); waits until healthy
+cluster-env: # the cluster's secrets file exists and has no example value left
 	@test -f $(CLUSTER_ENV) || { echo "ovat: error: copy docker/.env.example to $(CLUSTER_ENV) and set its passwords first"; exit 2; }
+	@! grep -n '=change-me' $(CLUSTER_ENV) || { echo "ovat: error: $(CLUSTER_ENV) still has the example's change-me values above; set each (python3 -c 'import secrets; print(secrets.token_hex(32))' makes one)"; exit 2; }
+
+cluster-up: cluster-env cluster-images ## start docker/compose.yaml (Ray head, workers, MLflow + PostgreSQL); waits until healthy
 	@echo "ovat: starting cluster $(CLUSTER_NAME) with $(CLUSTER_PROFILE) workers (CLUSTER_PROFILE=gpu|cpu)"
 	@$(COMPOSE) up --detach --wait --wait-timeout 600
 

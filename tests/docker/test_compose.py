@@ -125,3 +125,19 @@ def test_the_rayjob_keeps_token_auth_and_shares_one_volume_across_pods():
     [worker] = pods[1]["containers"]
     assert "nvidia.com/gpu" in worker["resources"]["limits"]
     assert job["spec"]["entrypoint"].startswith("make sweep ABLATION=")
+
+
+def test_cluster_up_refuses_the_example_secrets_before_building_anything(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text((DOCKER / ".env.example").read_text())
+    result = subprocess.run(
+        ["make", "cluster-up", f"CLUSTER_ENV={env}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "RAY_AUTH_TOKEN=change-me" in result.stdout  # each line left to set is named
+    assert "still has the example's change-me values" in result.stdout
+    assert "building" not in result.stdout  # refused before docker/images.py ran

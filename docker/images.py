@@ -84,16 +84,27 @@ def pulled(image: str) -> bool:
     return result.returncode == 0
 
 
-def debian_mirror() -> str:
-    """The Debian mirror the host's apt uses (a site's own mirror or proxy), else Debian's CDN."""
+def debian_mirror(apt: Path = Path("/etc/apt")) -> str:
+    """The mirror that serves Debian bookworm to the host's apt (a site's own mirror or proxy),
+    else Debian's CDN. apt reads sources.list, sources.list.d/*.list (one line per source) and
+    sources.list.d/*.sources (deb822 stanzas); only a source of the `bookworm` suite counts, not
+    other vendors' repositories beside it."""
     if os.environ.get("DEBIAN_MIRROR"):
         return os.environ["DEBIAN_MIRROR"]
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
-    for path in sources:
-        text = path.read_text(errors="replace") if path.is_file() else ""
-        for uri in re.findall(r"(?:^deb\s+(?:\[[^]]*\]\s+)?|^URIs:\s*)(\S+)", text, re.MULTILINE):
-            if not uri.rstrip("/").endswith("-security"):
-                return uri
+    one_line = [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))]
+    for path in one_line:
+        for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
+            words = re.sub(r"\[[^]]*\]", "", line).split()
+            if len(words) >= 3 and words[0] == "deb" and words[2] == "bookworm":
+                return words[1]
+    for path in sorted((apt / "sources.list.d").glob("*.sources")):
+        for stanza in path.read_text(errors="replace").split("\n\n"):
+            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.MULTILINE))
+            if (
+                "deb" in fields.get("Types", "").split()
+                and "bookworm" in fields.get("Suites", "").split()
+            ):
+                return fields["URIs"].split()[0]
     return "http://deb.debian.org/debian"
 
 

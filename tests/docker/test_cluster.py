@@ -74,7 +74,8 @@ class Cluster:
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         client = compose_client()
-        images = ["--env-file", str(ROOT / "docker/.images.env")]
+        chosen = ROOT / "docker/.images.env"  # written by docker/images.py
+        images = ["--env-file", str(chosen)] if chosen.is_file() else []
         cmd = [*client, "-p", self.name, "-f", str(ROOT / "docker/compose.yaml")]
         cmd += ["--env-file", str(self.env_file), *images, "--profile", "cpu", *args]
         result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -159,6 +160,7 @@ def cluster(tmp_path_factory):
     )
     cluster = Cluster(f"ovat-test-{secrets.token_hex(3)}", env_file, port, password, {})
     try:
+        cluster.make("cluster-up")  # a failure here is every test's one error, said once
         yield cluster
     finally:
         cluster.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
@@ -169,7 +171,6 @@ def cluster(tmp_path_factory):
 
 
 def test_images_build_and_the_cluster_comes_up_healthy(cluster):
-    cluster.make("cluster-up")
     states = json.loads(
         "[" + ",".join(cluster.compose("ps", "--format", "json").stdout.split("\n")[:-1]) + "]"
     )

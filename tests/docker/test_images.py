@@ -1,0 +1,37 @@
+"""docker/images.py without a docker engine: which Debian mirror a base image is made from."""
+
+import importlib.util
+
+from tests.conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("images", ROOT / "docker" / "images.py")
+images = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(images)
+
+
+def test_the_debian_mirror_is_the_hosts_bookworm_source_not_another_vendors(tmp_path, monkeypatch):
+    monkeypatch.delenv("DEBIAN_MIRROR", raising=False)
+    listed = tmp_path / "sources.list.d"
+    listed.mkdir(parents=True)
+    # found first in name order, and not Debian: CI's first run picked this one and failed
+    (listed / "a-nodesource.sources").write_text(
+        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n"
+        "Components: main\n"
+    )
+    (listed / "b-mirror.sources.disabled").write_text(
+        "Types: deb\nURIs: http://disabled.example/debian\nSuites: bookworm\n"
+    )
+    (listed / "debian.sources").write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n"
+    )
+    assert images.debian_mirror(tmp_path) == "http://mirror.example/debian"
+    (tmp_path / "sources.list").write_text(
+        "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
+        "deb [arch=amd64] http://proxy.example/debian bookworm main\n"
+    )
+    assert images.debian_mirror(tmp_path) == "http://proxy.example/debian"
+    assert images.debian_mirror(tmp_path / "none") == "http://deb.debian.org/debian"
+    monkeypatch.setenv("DEBIAN_MIRROR", "http://chosen.example/debian")
+    assert images.debian_mirror(tmp_path) == "http://chosen.example/debian"

@@ -10,6 +10,7 @@ from bench import page
 from bench import rows as output
 from bench.data_loading import PrepareBench, data_rows, prepare_row
 from bench.scheduling import run_load
+from bench.streaming import streaming_rows
 from bench.training import training_rows
 from trainers.paths import results_dir
 
@@ -35,13 +36,21 @@ def everything(args: argparse.Namespace) -> list[output.Row]:
         ensure_ray()  # one Ray instance for the preparation and the sweeps below
         rows.append(prepare_row(decoding, alone, ray.cluster_resources()["CPU"]))
     rows += training_rows()
+    rows += streaming_rows()
     packing, counted = run_load(args.trials, 1.0)
     if counted != args.trials:
         raise SystemExit(f"bench: the ranking counted {counted} of {args.trials} trials")
     return rows + packing
 
 
-BENCHMARKS = {"load": load, "all": everything}
+def streaming(args: argparse.Namespace) -> list[output.Row]:
+    from sweeps.runner import ensure_ray
+
+    ensure_ray()
+    return streaming_rows()
+
+
+BENCHMARKS = {"load": load, "all": everything, "streaming": streaming}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("load", help="a sweep of many tiny trials: packing and per-trial overhead")
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--cpus", type=float, default=0.5, help="resources.cpus_per_worker")
+    sub.add_parser("streaming", help="the streamed train split against the in-memory one")
     p = sub.add_parser("all", help="every benchmark row in one run (make bench)")
     p.add_argument("--trials", type=int, default=8, help="1-CPU trials for the packing rows")
     p.add_argument("--images", type=int, default=3000, help="JPEGs for the data row")

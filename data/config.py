@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from data.splits import PROTOCOLS
 
 RESIZES = ("crop", "squash")  # how an image file becomes resolution x resolution (data.decode)
+STREAMS = ("auto", "on", "off")  # data.stream: how the train split reaches the workers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +24,7 @@ class DataConfig:
     mask_patch: int = 0  # patch side in px; 0 scales the group's 32 px at 256 px: resolution // 8
     eval_mask_seed: int = 0  # val/test masks are fixed per image by this seed, so scores compare
     limit: int = 0  # a seeded subset of this many images per split (0: all); for smoke runs
+    stream: str = "auto"  # train split from Parquet via Ray Data (on), in memory (off), or auto
 
     def __post_init__(self):
         if self.resolution < 8:
@@ -44,6 +46,10 @@ class DataConfig:
         if self.resize not in RESIZES:
             raise ValueError(
                 f"data.resize must be one of {', '.join(RESIZES)}, got {self.resize!r}"
+            )
+        if self.stream not in STREAMS:
+            raise ValueError(
+                f"data.stream must be one of {', '.join(STREAMS)}, got {self.stream!r}"
             )
         if self.limit < 0:
             raise ValueError(f"data.limit must be >= 0, got {self.limit}")

@@ -66,14 +66,17 @@ def is_prepared(cfg: DataConfig, data_dir: Path) -> bool:
     return manifest is not None and manifest.get("checksum") == checksum
 
 
-def images_to_load(cfg: DataConfig, data_dir: Path) -> int:
-    """How many images a trial loads (all splits, `data.limit` each): the prepared counts, or,
-    before a layout is prepared, every listed file (an upper bound; nothing is decoded)."""
+def images_to_load(cfg: DataConfig, data_dir: Path, splits: tuple[str, ...] = ()) -> int:
+    """How many images a trial loads (all splits or `splits`, `data.limit` each): the prepared
+    counts, or, before a layout is prepared, every listed file (an upper bound; nothing is
+    decoded)."""
     manifest = read_manifest(prepared_folder(cfg, data_dir))
     if manifest is not None:
-        counts = [entry["count"] for entry in manifest["splits"].values()]
+        entries = manifest["splits"].items()
+        counts = [e["count"] for name, e in entries if not splits or name in splits]
     elif cfg.dataset in LAYOUTS and not LAYOUTS[cfg.dataset].side:  # one file per image
-        counts = [len(split.paths) for split in scan(cfg.dataset, cfg.root).splits.values()]
+        listed = scan(cfg.dataset, cfg.root).splits.items()
+        counts = [len(split.paths) for name, split in listed if not splits or name in splits]
     else:  # `sample` (a few MB) or array batches (counted once prepared)
         return 0
     return sum(min(count, cfg.limit) if cfg.limit else count for count in counts)

@@ -22,6 +22,9 @@ class PreparedDataError(FileNotFoundError):
 
 
 SHARD_BYTES = 256 * 2**20  # ~256 MiB per shard: large enough to stream, small enough to retry
+# Row groups of ~8 MiB: the unit Ray Data reads, splits among workers and shuffles locally (one
+# 256 MiB group per shard would hand a worker a quarter GB at a time).
+ROW_GROUP_BYTES = 8 * 2**20
 FORMAT_VERSION = 2  # 2: parts, protocol and skipped files in a layout's manifest
 
 
@@ -60,11 +63,12 @@ def write_split(folder: Path, name: str, split: SplitArrays) -> list[str]:
     n = len(split.images)
     per_image = max(1, split.images[0].nbytes if n else 1)
     rows = max(1, SHARD_BYTES // per_image)
+    group = max(1, ROW_GROUP_BYTES // per_image)
     shards = []
     for shard, start in enumerate(range(0, max(n, 1), rows)):
         filename = f"{name}-{shard:05d}.parquet"
         partial = folder / f".{filename}.partial"
-        pq.write_table(_table(split, start, min(start + rows, n)), partial)
+        pq.write_table(_table(split, start, min(start + rows, n)), partial, row_group_size=group)
         os.replace(partial, folder / filename)
         shards.append(filename)
     return shards
@@ -125,13 +129,7 @@ def read_split(folder: Path, split: str, limit: int = 0, seed: int = 0) -> np.nd
             rows = len(chunk)
             lo, hi = np.searchsorted(chosen, [first_row, first_row + rows])
             if hi > lo:
-                pixels = np.frombuffer(
-                    chunk.buffers()[1],
-                    dtype=np.uint8,
-                    count=rows * res * res * 3,
-                    offset=chunk.offset * res * res * 3,
-                ).reshape(rows, res, res, 3)
-                picked = pixels[chosen[lo:hi] - first_row]
+                picked = pixels(chunk, res)[chosen[lo:hi] - first_row]
                 out[filled : filled + hi - lo] = picked.transpose(0, 3, 1, 2)
                 filled += hi - lo
             first_row += rows
@@ -140,6 +138,25 @@ def read_split(folder: Path, split: str, limit: int = 0, seed: int = 0) -> np.nd
     if filled != total:
         raise PreparedDataError(f"{folder}: split {split} has {filled} images, manifest {total}")
     return out
+
+
+def pixels(chunk: pa.FixedSizeBinaryArray, res: int) -> np.ndarray:
+    """A chunk of the `image` column as (rows, res, res, 3) uint8, viewing Arrow's buffer (no
+    copy; read-only)."""
+    return np.frombuffer(
+        chunk.buffers()[1],
+        dtype=np.uint8,
+        count=len(chunk) * res * res * 3,
+        offset=chunk.offset * res * res * 3,
+    ).reshape(len(chunk), res, res, 3)
+
+
+def shard_paths(folder: Path, split: str) -> list[Path]:
+    """The Parquet files of one prepared split, in row order."""
+    manifest = read_manifest(folder)
+    if manifest is None or split not in manifest["splits"]:
+        raise PreparedDataError(f"no split {split!r} prepared in {folder}")
+    return [folder / shard for shard in manifest["splits"][split]["shards"]]
 
 
 def read_column(folder: Path, split: str, column: str) -> list:

@@ -20,6 +20,7 @@ import ray.tune
 
 from data.config import DataConfig
 from data.registry import images_to_load, prepared_folder
+from data.splits import SPLITS
 from sweeps.errors import ResourceError, ResumeError, SweepInterrupted
 from sweeps.mlflow_callback import MlflowTrialLogger
 from sweeps.outbox import Outbox
@@ -28,11 +29,12 @@ from sweeps.progress import TrialProgress
 from sweeps.publish import Published, publish
 from sweeps.registry import register_best
 from trainers import keys, tracking
-from trainers.config import ExperimentConfig
-from trainers.evaluation import load_splits
+from trainers.evaluation import EVAL_SPLITS, load_splits
 from trainers.flops import train_flops_per_image
 from trainers.paths import data_dir, results_dir
 from trainers.steps import steps_per_epoch
+from trainers.streaming import STREAM_CPUS
+from trainers.streaming import streams as streams_train
 from trainers.trial import trainable, trial_resources
 
 PLAN_FILE = "plan.json"  # results/<sweep_id>/plan.json: what a resume needs besides Tune's state
@@ -52,9 +54,26 @@ for _name, _value in (
     os.environ.setdefault(_name, _value)
 
 
-def data_key(cfg: ExperimentConfig) -> str:
+def data_key(data: DataConfig) -> str:
     """Trials share one object-store copy exactly when they read the same prepared split."""
-    return f"{prepared_folder(cfg.data, data_dir()).name}-limit{cfg.data.limit}"
+    return f"{prepared_folder(data, data_dir()).name}-limit{data.limit}-stream-{data.stream}"
+
+
+def largest_object_store(nodes: list[dict] | None = None) -> float:
+    nodes = ray.nodes() if nodes is None else nodes
+    stores = [n["Resources"].get("object_store_memory", 0) for n in nodes if n["Alive"]]
+    return max(stores, default=0)
+
+
+def split_bytes(data: DataConfig, splits: tuple[str, ...] = ()) -> int:
+    return images_to_load(data, data_dir(), splits) * 3 * data.resolution**2
+
+
+def streamed(data: list[DataConfig], store: float) -> frozenset[str]:
+    """The data keys whose train split is streamed (data.stream: on, or auto and too large)."""
+    return frozenset(
+        data_key(d) for d in data if streams_train(d, split_bytes(d, ("train",)), store)
+    )
 
 
 # Counted once per model and data config in the driver, not at every trial's start-up: a count
@@ -62,34 +81,46 @@ def data_key(cfg: ExperimentConfig) -> str:
 flops_per_image = functools.cache(train_flops_per_image)
 
 
-def trial_inputs(trials: tuple[Trial, ...]) -> dict[str, dict]:
+def trial_inputs(trials: tuple[Trial, ...], streams: frozenset[str] = frozenset()) -> dict:
     """Per trial key: the trial, its data in the object store (each distinct variant prepared
-    and put once per sweep) and its FLOPs per image."""
+    and put once per sweep; val and test only where the train split is streamed, with the
+    prepared folder to stream it from) and its FLOPs per image."""
     refs: dict[str, ray.ObjectRef] = {}
     train_images: dict[str, int] = {}
     inputs = {}
     for trial in trials:
         cfg = trial.config
-        key = data_key(cfg)
+        key = data_key(cfg.data)
         if key not in refs:
-            splits = load_splits(cfg)
-            train_images[key] = len(splits["train"])
+            names = EVAL_SPLITS if key in streams else SPLITS
+            splits = load_splits(cfg, names)
+            train_images[key] = images_to_load(cfg.data, data_dir(), ("train",))
             refs[key] = ray.put(splits)
         steps_per_epoch(train_images[key], cfg.train.batch_size, cfg.resources.workers)
         inputs[trial.key] = {
             "trial": trial,
             "data": refs[key],
+            "train_folder": str(prepared_folder(cfg.data, data_dir())) if key in streams else "",
             "flops_per_image": flops_per_image(cfg.model, cfg.data),
         }
     return inputs
 
 
-def concurrency(trials: tuple[Trial, ...], available: dict | None = None) -> int:
+def concurrency(
+    trials: tuple[Trial, ...], available: dict | None = None, streams: frozenset[str] = frozenset()
+) -> int:
     """How many trials fit on the cluster at once (e.g. 0.25 GPU per trial: four per GPU); an
     error naming the shortfall if one never fits. With trials of several sizes the largest
-    decides: Tune's cap is one number, and it must never admit more trials than fit."""
+    decides: Tune's cap is one number, and it must never admit more trials than fit. A trial
+    whose train split is streamed counts STREAM_CPUS more, left free for its Ray Data reads
+    (trials would otherwise take every CPU and starve their own input)."""
     available = ray.cluster_resources() if available is None else available
-    needs = {tuple(sorted(trial_resources(t.config.resources).items())) for t in trials}
+    needs = set()
+    for t in trials:
+        need = trial_resources(t.config.resources)
+        if data_key(t.config.data) in streams:
+            need["CPU"] = need.get("CPU", 0) + STREAM_CPUS
+        needs.add(tuple(sorted(need.items())))
     fits = []
     for need in needs:
         short = [(r, a) for r, a in need if available.get(r, 0) < a]
@@ -103,21 +134,23 @@ def concurrency(trials: tuple[Trial, ...], available: dict | None = None) -> int
     return max(1, min(fits))
 
 
-def check_object_store(data: list[DataConfig], nodes: list[dict] | None = None) -> None:
-    """The sweep's data (each distinct variant once) must fit one node's object store: every
-    node that runs a trial holds a copy. Said before anything is decoded, put or logged."""
-    distinct = {prepared_folder(cfg, data_dir()).name + f"-{cfg.limit}": cfg for cfg in data}
-    need = sum(images_to_load(c, data_dir()) * 3 * c.resolution**2 for c in distinct.values())
-    nodes = ray.nodes() if nodes is None else nodes
-    stores = [n["Resources"].get("object_store_memory", 0) for n in nodes if n["Alive"]]
-    store = max(stores, default=0)
+def check_object_store(
+    data: list[DataConfig], nodes: list[dict] | None = None, streams: frozenset[str] = frozenset()
+) -> None:
+    """The sweep's in-memory data (each distinct variant once; val and test only where the
+    train split is streamed) must fit one node's object store: every node that runs a trial
+    holds a copy. Said before anything is decoded, put or logged."""
+    distinct = {data_key(cfg): cfg for cfg in data}
+    need = sum(split_bytes(c, EVAL_SPLITS if key in streams else ()) for key, c in distinct.items())
+    store = largest_object_store(nodes)
     if need > store:
         cfg = next(iter(distinct.values()))
         raise ResourceError(
             f"the sweep's data ({need / 1e9:.3g} GB of uint8 pixels: {cfg.dataset} at "
             f"{cfg.resolution} px) does not fit in Ray's object store ({store / 1e9:.3g} GB on "
             "the largest node): lower RES= (data.resolution), set data.limit=<images per split>, "
-            "or give the nodes more object-store memory (ray start --object-store-memory)"
+            "stream the train split from disk (data.stream=on), or give the nodes more "
+            "object-store memory (ray start --object-store-memory)"
         )
 
 
@@ -167,8 +200,10 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
     """Run every trial of the plan and publish its ranking; a plan that cannot run on this
     cluster is refused before anything is written."""
     ensure_ray()
-    at_once = concurrency(plan.trials)
-    check_object_store([t.config.data for t in plan.trials])
+    data = [t.config.data for t in plan.trials]
+    streams = streamed(data, largest_object_store())
+    at_once = concurrency(plan.trials, streams=streams)
+    check_object_store(data, streams=streams)
     sweep_id = sweep_id or new_sweep_id(plan.name)
     plan.save(plan_path(sweep_id))
     sweep_tags = {
@@ -183,9 +218,8 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
     parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_params())
     with sweep_run_ends(parent):
         record_provenance(parent)
-        return run_tuner(
-            make_tuner(plan, sweep_id, parent, at_once, verbose), plan, sweep_id, parent
-        )
+        tuner = make_tuner(plan, sweep_id, parent, at_once, verbose, streams)
+        return run_tuner(tuner, plan, sweep_id, parent)
 
 
 def record_provenance(parent: str) -> None:
@@ -206,11 +240,16 @@ def record_provenance(parent: str) -> None:
 
 
 def make_tuner(
-    plan: SweepPlan, sweep_id: str, parent: str, at_once: int, verbose: int
+    plan: SweepPlan,
+    sweep_id: str,
+    parent: str,
+    at_once: int,
+    verbose: int,
+    streams: frozenset[str] = frozenset(),
 ) -> ray.tune.Tuner:
     storage = tune_storage()
     return ray.tune.Tuner(
-        trainable(trial_inputs(plan.trials), str(storage / sweep_id)),
+        trainable(trial_inputs(plan.trials, streams), str(storage / sweep_id)),
         param_space={"trial": ray.tune.grid_search([t.key for t in plan.trials])},
         tune_config=ray.tune.TuneConfig(
             max_concurrent_trials=at_once,
@@ -248,13 +287,15 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
     done = frozenset(r.data.tags[keys.TRIAL_KEY] for r in trials if r.info.status == "FINISHED")
     print(f"ovat: resuming {sweep_id}: {len(done)} of {len(plan.trials)} trials finished")
     ensure_ray()
-    check_object_store([t.config.data for t in plan.trials])
+    data = [t.config.data for t in plan.trials]
+    streams = streamed(data, largest_object_store())
+    check_object_store(data, streams=streams)
     resumed = int(parent.data.tags.get(keys.RESUMED, 0)) + 1
     tracking.set_tags(parent.info.run_id, {keys.RESUMED: resumed, keys.STATUS: "running"})
     with sweep_run_ends(parent.info.run_id):
         tuner = ray.tune.Tuner.restore(
             str(path),
-            trainable=trainable(trial_inputs(plan.trials), str(path), done),
+            trainable=trainable(trial_inputs(plan.trials, streams), str(path), done),
             resume_unfinished=True,
             resume_errored=True,
         )

@@ -18,6 +18,7 @@ from trainers.paths import data_dir
 from trainers.steps import Sums, evaluate
 
 EVAL_BATCH = 256
+EVAL_SPLITS = ("val", "test")  # always in memory, with fixed per-image masks
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:

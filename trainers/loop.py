@@ -21,7 +21,7 @@ import ray.train.torch
 import torch
 
 from models.autoencoder import Autoencoder, parameter_counts
-from trainers import audit, checkpoints, fastpath, keys
+from trainers import audit, checkpoints, fastpath, keys, streaming
 from trainers.config import ExperimentConfig, TrainConfig
 from trainers.distributed import agree_min, all_reduce, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
@@ -31,9 +31,11 @@ from trainers.steps import (
     Diverged,
     DivergenceGuard,
     Shard,
+    Sums,
     resident,
     seed_everything,
     set_deterministic,
+    train_batches,
     train_epoch,
 )
 
@@ -74,7 +76,7 @@ class Worker:
     world: int
     device: torch.device
     fast: fastpath.FastPath
-    train_images: torch.Tensor  # the whole split (each rank slices each global batch), uint8
+    train_images: torch.Tensor | None  # the whole split in memory, uint8 (None: streamed)
     val: Evaluator
     test: Evaluator
     model: Autoencoder  # the plain model: evaluation, checkpoints, the audit
@@ -114,7 +116,7 @@ def setup(loop_config: dict) -> Worker:
     device = ray.train.torch.get_device()
     train = cfg.train
     fast = fastpath.resolve(train.precision, train.channels_last, train.compile, device)
-    splits = ray.get(loop_config["data"])
+    splits = ray.get(loop_config["data"])  # val and test; train too unless it is streamed
     data_at = time.time()
     reduce = functools.partial(all_reduce, device=device)
     model, optimizer = build(cfg, device)
@@ -128,7 +130,7 @@ def setup(loop_config: dict) -> Worker:
         world=world,
         device=device,
         fast=fast,
-        train_images=resident(as_tensor(splits["train"]), device),
+        train_images=resident(as_tensor(splits["train"]), device) if "train" in splits else None,
         val=Evaluator(splits["val"], cfg, rank, world, reduce),
         test=Evaluator(splits["test"], cfg, rank, world, reduce),
         model=model,
@@ -177,22 +179,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
 def train_and_validate(worker: Worker, epoch: int) -> dict | None:
     """One epoch's training pass and validation; None after reporting a divergence."""
     cfg, device = worker.cfg, worker.device
-    generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch))
     guard = DivergenceGuard(epoch + 1, agree=functools.partial(agree_min, device=device))
     started = time.perf_counter()
     try:
-        train = train_epoch(
-            worker.trained,
-            worker.optimizer,
-            worker.train_images,
-            cfg.data,
-            cfg.train.batch_size,
-            generator,
-            device,
-            guard,
-            worker.fast,
-            Shard(worker.rank, worker.world),
-        )
+        train_pass = in_memory_pass if worker.train_images is not None else streamed_pass
+        train = train_pass(worker, epoch, guard)
     except Diverged as error:
         # A result, not an exception: retrying a deterministic divergence would only repeat
         # it, and the sweep's callback ends the run FAILED with this reason.
@@ -215,6 +206,49 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
         means = all_reduce_means(train.step_means, device)  # over the global batch, per step
         metrics[keys.STEP_METRICS] = {keys.STEP_LOSS: step_points(means, epoch, cfg.train)}
     return metrics
+
+
+def in_memory_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
+    """This rank's slice of every global batch of the epoch's shuffle of the whole split."""
+    cfg = worker.cfg
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch))
+    return train_epoch(
+        worker.trained,
+        worker.optimizer,
+        worker.train_images,
+        cfg.data,
+        cfg.train.batch_size,
+        generator,
+        worker.device,
+        guard,
+        worker.fast,
+        Shard(worker.rank, worker.world),
+    )
+
+
+def streamed_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
+    """This rank's share of the epoch's dataset, streamed by Ray Data; masks drawn per batch
+    from the seed, the epoch and the rank (`trainers/streaming.py`)."""
+    cfg = worker.cfg
+    batches = streaming.epoch_batches(
+        ray.train.get_dataset_shard(streaming.epoch_name(epoch)),
+        cfg.data.resolution,
+        cfg.train.batch_size,
+        cfg.train.seed,
+        epoch,
+        worker.rank,
+    )
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch) + worker.rank)
+    return train_batches(
+        worker.trained,
+        worker.optimizer,
+        batches,
+        cfg.data,
+        generator,
+        worker.device,
+        guard,
+        worker.fast,
+    )
 
 
 def final_scores(worker: Worker) -> tuple[dict, dict[str, str | bytes]]:

@@ -1,7 +1,7 @@
 """Single-device training and evaluation steps, free of Ray so unit tests can run them."""
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,6 +211,33 @@ def train_epoch(
     stacked = torch.stack(losses)  # read back once per epoch, not per step
     sums = stacked.tolist()
     return Sums(sum(sums), len(order) * batch_size, [total / batch_size for total in sums])
+
+
+def train_batches(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[torch.Tensor],
+    cfg: DataConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    guard: DivergenceGuard | None = None,
+    fast: FastPath = PLAIN,
+) -> Sums:
+    """One pass over streamed uint8 batches (this rank's share of the epoch, already shuffled);
+    each batch's masks are drawn from `generator` as it arrives."""
+    model.train()
+    losses, seen = [], 0
+    for batch in batches:
+        keep = draw_keep(len(batch), cfg, generator)
+        losses.append(train_step(model, optimizer, batch, keep, cfg, device, fast))
+        seen += len(batch)
+        if guard is not None:
+            guard.check(losses, last=False)
+    if guard is not None:
+        guard.check(losses, last=True)
+    sums = torch.stack(losses).tolist() if losses else []
+    size = seen // max(len(losses), 1)
+    return Sums(sum(sums), seen, [total / size for total in sums])
 
 
 def train_steps(

@@ -11,6 +11,7 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from trainers import streaming
 from trainers.config import ResourcesConfig
 from trainers.loop import train_loop_per_worker
 
@@ -58,6 +59,12 @@ def run_trial(
     started_at = time.time()  # the workers report their start-up from here (`startup_s`)
     cfg = trial.config
     trial_id = ray.tune.get_context().get_trial_id()
+    folder = inputs[trial.key]["train_folder"]  # set where the train split is streamed
+    datasets = (
+        streaming.train_datasets(cfg.data, folder, cfg.train.seed, cfg.train.epochs)
+        if folder
+        else None
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -67,6 +74,8 @@ def run_trial(
             "flops_per_image": inputs[trial.key]["flops_per_image"],
         },
         scaling_config=scaling_config(cfg.resources, trial.node),
+        datasets=datasets,
+        dataset_config=streaming.data_config(cfg.train.epochs) if datasets else None,
         run_config=ray.train.RunConfig(
             name=f"train-trial_id={trial_id}",  # no timestamp: restore finds it by name
             storage_path=storage_path,

@@ -37,7 +37,7 @@ def test_a_sweep_that_fails_before_its_trials_ends_its_run_failed_with_the_reaso
 ):
     import sweeps.runner
 
-    def put_fails(trials):
+    def put_fails(trials, streams=frozenset()):
         raise MemoryError("ray.put: object store full")
 
     monkeypatch.setattr(sweeps.runner, "trial_inputs", put_fails)

@@ -8,7 +8,8 @@ from trainers.flops import train_flops_per_image
 
 
 def key(**data) -> str:
-    return data_key(ExperimentConfig().with_overrides({f"data.{k}": v for k, v in data.items()}))
+    overrides = {f"data.{k}": v for k, v in data.items()}
+    return data_key(ExperimentConfig().with_overrides(overrides).data)
 
 
 def test_every_setting_that_changes_the_prepared_data_changes_the_key(tmp_path):
@@ -19,17 +20,18 @@ def test_every_setting_that_changes_the_prepared_data_changes_the_key(tmp_path):
         key(**base, split_seed=1),
         key(**base, resolution=64),
         key(**base, limit=10),
+        key(**base, stream="on"),  # val and test only in the object store
         key(dataset="imagefolder", root=str(tmp_path / "other")),
         key(),
     }
-    assert len(keys) == 7
+    assert len(keys) == 8
 
 
 def test_settings_of_the_model_or_training_share_the_data(tmp_path):
     base = {"data.dataset": "imagefolder", "data.root": str(tmp_path)}
     one = ExperimentConfig().with_overrides(base)
     other = ExperimentConfig().with_overrides({**base, "model.bottleneck": "ffn", "train.seed": 3})
-    assert data_key(one) == data_key(other)
+    assert data_key(one.data) == data_key(other.data)
     assert key(mask_ratio=0.25) == key()  # masks are drawn in the trial, from the same images
 
 

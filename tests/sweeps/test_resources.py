@@ -5,6 +5,7 @@ import pytest
 from sweeps import ablation as ablations
 from sweeps.errors import ResourceError
 from sweeps.runner import check_object_store, concurrency
+from tests.conftest import tiny_plan
 from trainers.config import ExperimentConfig
 from trainers.trial import scaling_config, trial_resources
 
@@ -107,3 +108,30 @@ def test_data_that_does_not_fit_the_object_store_is_refused_naming_the_fixes(tmp
     check_object_store([DataConfig(dataset="imagefolder", root=cfg.root, resolution=256, limit=10)],
                        [node(0.01)])  # fmt: skip
     assert not (tmp_path / "data").exists()  # nothing was prepared to find this out
+
+
+def test_a_streamed_train_split_leaves_only_val_and_test_in_the_object_store(tmp_path, monkeypatch):
+    from data.config import DataConfig
+    from sweeps.runner import data_key, streamed
+    from tests.data import trees
+    from trainers.streaming import STREAM_CPUS
+
+    monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
+    trees.imagefolder_tree(tmp_path / "tree", per_class=20)  # 64 train, 12 val, 9 test listed
+    pixels = 3 * 256 * 256
+    auto = DataConfig(dataset="imagefolder", root=str(tmp_path / "tree"), resolution=256)
+    # auto: streamed when the train split is over half the largest node's object store
+    assert streamed([auto], 2 * 64 * pixels + 1) == frozenset()
+    assert streamed([auto], 2 * 64 * pixels - 1) == {data_key(auto)}
+    off = DataConfig(dataset="imagefolder", root=auto.root, resolution=256, stream="off")
+    on = DataConfig(dataset="imagefolder", root=auto.root, resolution=256, stream="on")
+    assert streamed([off, on], 1.0) == {data_key(on)}
+    store = node((12 + 9) * pixels / 1e9 + 0.0001)  # val and test fit, the train split does not
+    check_object_store([on], [store], streams=frozenset({data_key(on)}))
+    with pytest.raises(ResourceError, match="data.stream=on"):
+        check_object_store([off], [store])
+    trials = tiny_plan("s", {"vary": {"model.bottleneck": ["vq"]}}, {"data.stream": "on"}).trials
+    keys = frozenset({data_key(trials[0].config.data)})
+    assert concurrency(trials, {"CPU": 2.0}) == 2  # 1 CPU each
+    assert concurrency(trials, {"CPU": 2.0}, keys) == 1  # 1 + STREAM_CPUS each
+    assert STREAM_CPUS == 0.5

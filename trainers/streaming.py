@@ -1,0 +1,96 @@
+"""The train split streamed from its Parquet shards by Ray Data, for splits the object store
+cannot hold (ImageNet's holdout train split is 16 GB at 64 px, 252 GB at 256 px).
+
+The driver builds one Ray Data dataset per epoch, each reading the shards' row groups in an
+order seeded by the trial's seed and that epoch; Ray Train splits each among the trial's workers
+(equal rows per worker, so every rank runs the same number of steps), and each worker shuffles
+its stream in a local buffer seeded by the seed, the epoch and its rank. A trial rerun on one
+worker therefore sees the same batches, and a resumed trial repeats the epochs it redoes. With
+several workers, Ray Data hands blocks to whichever worker asks first: which images a rank
+trains on in a step may differ between reruns (each image is still seen once per epoch).
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray.data
+import ray.train
+import torch
+from ray.data import ExecutionOptions, RandomSeedConfig
+
+from data.config import DataConfig
+from data.shards import pixels, read_column, shard_paths, subset_rows
+
+# `data.stream=auto` streams a train split larger than this share of the largest node's object
+# store: every node that hosts a worker holds a copy of an in-memory split, next to val, test
+# and Ray's own objects.
+AUTO_SHARE = 0.5
+READ_CPUS = 0.25  # each Ray Data read task; STREAM_CPUS per trial are left free for them
+STREAM_CPUS = 0.5
+SHUFFLE_BATCHES = 4  # the local shuffle buffer holds this many batches of rows
+
+
+def streams(cfg: DataConfig, train_bytes: int, object_store_bytes: float) -> bool:
+    """Whether the train split is streamed: `on`, `off`, or `auto` by the size rule."""
+    if cfg.stream != "auto":
+        return cfg.stream == "on"
+    return train_bytes > AUTO_SHARE * object_store_bytes
+
+
+def epoch_name(epoch: int) -> str:
+    return f"train-{epoch}"
+
+
+def epoch_seed_of(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def train_datasets(cfg: DataConfig, folder: str, seed: int, epochs: int) -> dict:
+    """One lazy dataset per epoch over the prepared train shards in `folder` (`data.limit`: the
+    same seeded subset as the in-memory path, chosen by row and filtered by the stored index)."""
+    folder = Path(folder)
+    paths = [str(p) for p in shard_paths(folder, "train")]
+    base = ray.data.read_parquet(paths, columns=["index", "image"], num_cpus=READ_CPUS)
+    if cfg.limit:
+        index = np.asarray(read_column(folder, "train", "index"))
+        chosen = index[subset_rows(len(index), cfg.limit, "train", cfg.split_seed)]
+        wanted = pa.array(chosen)
+        base = base.map_batches(
+            lambda table: table.filter(pc.is_in(table["index"], value_set=wanted)),
+            batch_format="pyarrow",
+            num_cpus=READ_CPUS,
+        )
+    return {
+        epoch_name(epoch): base.randomize_block_order(
+            seed=RandomSeedConfig(seed=epoch_seed_of(seed, epoch), reseed_after_execution=False)
+        )
+        for epoch in range(epochs)
+    }
+
+
+def data_config(epochs: int) -> ray.train.DataConfig:
+    """Split every epoch's dataset among the workers, in a fixed order (deterministic reads)."""
+    names = [epoch_name(epoch) for epoch in range(epochs)]
+    return ray.train.DataConfig(
+        datasets_to_split=names, execution_options=ExecutionOptions(preserve_order=True)
+    )
+
+
+def epoch_batches(
+    shard, resolution: int, batch_size: int, seed: int, epoch: int, rank: int
+) -> Iterator[torch.Tensor]:
+    """This worker's uint8 (B, 3, H, W) batches of one epoch: full batches only (the last
+    partial one is dropped, as in memory), locally shuffled by seed, epoch and rank."""
+    rows = shard.iter_batches(
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        drop_last=True,
+        local_shuffle_buffer_size=SHUFFLE_BATCHES * batch_size,
+        local_shuffle_seed=epoch_seed_of(seed, epoch) * 64 + rank,
+    )
+    for table in rows:
+        images = pixels(table.column("image").combine_chunks(), resolution)
+        yield torch.from_numpy(images.transpose(0, 3, 1, 2).copy())

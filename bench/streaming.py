@@ -1,10 +1,11 @@
 """The streamed train split (`data.stream=on`) against the in-memory one: training speed in real
 trials, and the memory a trial's processes hold as the split grows tenfold.
 
-Memory is the peak of the summed resident memory of this process and every process below it
-(the Ray instance this bench started: raylet, object store, workers running Ray Data's reads),
-sampled every 50 ms from /proc while the data is read. RSS counts a shared page in every process
-that touches it, so it overstates both paths alike; what is compared is how each grows.
+Memory is what the data path adds: over this process and every process below it (the Ray
+instance this bench started: raylet, object store, workers running Ray Data's reads), the sum of
+private resident memory (`RssAnon`) plus the largest shared-memory residency (`RssShmem`: the
+object store's pages, mapped by several processes, counted once), sampled every 50 ms from /proc
+while the split is read, minus the same measured just before.
 """
 
 import json
@@ -19,8 +20,11 @@ import ray
 
 from bench.rows import Row
 from bench.training import BASE, steady, sweep_histories
+from data.registry import images_to_load
 from data.shards import MANIFEST, SplitArrays, read_split, write_split
-from trainers.streaming import epoch_batches
+from trainers.config import ExperimentConfig
+from trainers.paths import data_dir
+from trainers.streaming import epoch_batches, execution_options
 
 RESOLUTION = 64
 SMALL = 20_000  # images in the small split; the large one is 10x (links to the same shard)
@@ -30,24 +34,35 @@ MIB = 2**20
 
 def speed_row() -> Row:
     """Steady train images/s of a real trial, streamed and in memory: the default model at
-    64 px on CPU, 1 worker, the same 512 images, seed and epochs."""
-    base = BASE | {"resources.cpus_per_worker": 1, "data.resolution": RESOLUTION}
+    64 px on CPU, 1 worker, the same images, seed and epochs."""
+    base = BASE | {
+        "resources.cpus_per_worker": 1,
+        "data.resolution": RESOLUTION,
+        "data.limit": 0,  # the sample's whole train split
+        "train.epochs": 3,
+    }
     rates = {
         mode: steady(sweep_histories(base | {"data.stream": mode})[0]["train_images_per_s"])
         for mode in ("off", "on")
     }
+    images = images_to_load(ExperimentConfig().with_overrides(base).data, data_dir(), ("train",))
     return Row(
         "streaming: streamed / in-memory training images/s",
         rates["on"] / rates["off"],
         0.9,
         True,
         f"the same trial with the train split in memory (default model, {RESOLUTION} px, CPU)",
-        {"streamed_images_per_s": rates["on"], "in_memory_images_per_s": rates["off"]},
+        {
+            "streamed_images_per_s": rates["on"],
+            "in_memory_images_per_s": rates["off"],
+            "train_images_per_epoch": images,
+        },
     )
 
 
-def tree_rss(root: int) -> int:
-    """Bytes resident in `root` and all its descendants (Linux /proc)."""
+def tree_memory(root: int) -> int:
+    """Private resident bytes of `root` and all its descendants, plus the largest shared-memory
+    residency among them (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -57,36 +72,44 @@ def tree_rss(root: int) -> int:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    private = shared = 0
+    todo = [root]
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+            fields = dict(
+                line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            )
         except OSError:
             continue
-    return total
+        private += int(fields.get("RssAnon", "0 kB").split()[0]) * 1024
+        shared = max(shared, int(fields.get("RssShmem", "0 kB").split()[0]) * 1024)
+    return private + shared
 
 
 class PeakMemory:
-    """The peak of `tree_rss(this process)` while the block runs."""
+    """What the block adds at its peak to `tree_memory(this process)`."""
 
     def __enter__(self):
-        self.peak, self.running = tree_rss(os.getpid()), True
+        self.before = tree_memory(os.getpid())
+        self.peak, self.running = self.before, True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
         return self
 
     def _sample(self):
         while self.running:
-            self.peak = max(self.peak, tree_rss(os.getpid()))
+            self.peak = max(self.peak, tree_memory(os.getpid()))
             time.sleep(0.05)
 
     def __exit__(self, *exc):
         self.running = False
         self.thread.join()
+
+    @property
+    def added(self) -> int:
+        return self.peak - self.before
 
 
 def write_splits(folder: Path) -> dict[int, Path]:
@@ -117,11 +140,12 @@ def streamed_peak(folder: Path) -> tuple[int, int]:
     reads it (batches of 256, the local shuffle buffer, no training)."""
     paths = sorted(str(p) for p in folder.glob("train-*.parquet"))
     dataset = ray.data.read_parquet(paths, columns=["index", "image"], num_cpus=0.25)
+    dataset.context.execution_options = execution_options()  # as Ray Train runs it
     seen = 0
     with PeakMemory() as memory:
         for batch in epoch_batches(dataset.iterator(), RESOLUTION, 256, 0, 0, 0):
             seen += len(batch)
-    return memory.peak, seen
+    return memory.added, seen
 
 
 def in_memory_peak(folder: Path) -> tuple[int, int]:
@@ -132,7 +156,7 @@ def in_memory_peak(folder: Path) -> tuple[int, int]:
         ref = ray.put(images)
         seen = len(images)
         del images, ref
-    return memory.peak, seen
+    return memory.added, seen
 
 
 def memory_row() -> Row:
@@ -150,7 +174,7 @@ def memory_row() -> Row:
         f"{SMALL:,} -> {SMALL * GROWTH:,} images at {RESOLUTION} px; the in-memory path's growth "
         "in detail",
         {
-            "streamed_small_mib": streamed[0][0] / MIB,
+            "streamed_small_mib": streamed[0][0] / MIB,  # added by the data path, at its peak
             "streamed_large_mib": streamed[1][0] / MIB,
             "in_memory_small_mib": in_memory[0][0] / MIB,
             "in_memory_large_mib": in_memory[1][0] / MIB,

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import ray.data
 import ray.train
 import torch
-from ray.data import ExecutionOptions, RandomSeedConfig
+from ray.data import ExecutionOptions, ExecutionResources, RandomSeedConfig
 
 from data.config import DataConfig
 from data.shards import pixels, read_column, shard_paths, subset_rows
@@ -31,6 +31,10 @@ AUTO_SHARE = 0.5
 READ_CPUS = 0.25  # each Ray Data read task; STREAM_CPUS per trial are left free for them
 STREAM_CPUS = 0.5
 SHUFFLE_BATCHES = 4  # the local shuffle buffer holds this many batches of rows
+# Blocks a stream may hold in the object store at once: Ray Data's default budget is a share of
+# the whole store, which a large split fills (reads outrun training), so a trial's memory would
+# grow with the split up to that share. A bound keeps it flat: a few 8 MiB row groups in flight.
+STREAM_OBJECT_STORE_BYTES = 256 * 2**20
 
 
 def streams(cfg: DataConfig, train_bytes: int, object_store_bytes: float) -> bool:
@@ -71,12 +75,16 @@ def train_datasets(cfg: DataConfig, folder: str, seed: int, epochs: int) -> dict
     }
 
 
+def execution_options() -> ExecutionOptions:
+    """Blocks in a fixed order (deterministic reads), at most STREAM_OBJECT_STORE_BYTES of them."""
+    limits = ExecutionResources(object_store_memory=STREAM_OBJECT_STORE_BYTES)
+    return ExecutionOptions(preserve_order=True, resource_limits=limits)
+
+
 def data_config(epochs: int) -> ray.train.DataConfig:
-    """Split every epoch's dataset among the workers, in a fixed order (deterministic reads)."""
+    """Split every epoch's dataset among the workers (`execution_options`)."""
     names = [epoch_name(epoch) for epoch in range(epochs)]
-    return ray.train.DataConfig(
-        datasets_to_split=names, execution_options=ExecutionOptions(preserve_order=True)
-    )
+    return ray.train.DataConfig(datasets_to_split=names, execution_options=execution_options())
 
 
 def epoch_batches(

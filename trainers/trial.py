@@ -11,7 +11,6 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from trainers import streaming
 from trainers.config import ResourcesConfig
 from trainers.loop import train_loop_per_worker
 
@@ -60,11 +59,12 @@ def run_trial(
     cfg = trial.config
     trial_id = ray.tune.get_context().get_trial_id()
     folder = inputs[trial.key]["train_folder"]  # set where the train split is streamed
-    datasets = (
-        streaming.train_datasets(cfg.data, folder, cfg.train.seed, cfg.train.epochs)
-        if folder
-        else None
-    )
+    datasets = dataset_config = None
+    if folder:
+        from trainers import streaming  # Ray Data: imported by streamed trials only
+
+        datasets = streaming.train_datasets(cfg.data, folder, cfg.train.seed, cfg.train.epochs)
+        dataset_config = streaming.data_config(cfg.train.epochs)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -75,7 +75,7 @@ def run_trial(
         },
         scaling_config=scaling_config(cfg.resources, trial.node),
         datasets=datasets,
-        dataset_config=streaming.data_config(cfg.train.epochs) if datasets else None,
+        dataset_config=dataset_config,
         run_config=ray.train.RunConfig(
             name=f"train-trial_id={trial_id}",  # no timestamp: restore finds it by name
             storage_path=storage_path,

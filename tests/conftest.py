@@ -4,6 +4,7 @@ Unit tests never start Ray; integration tests (marked) share one session-scoped 
 because starting Ray costs ~10 s here and each TorchTrainer worker group another ~20-30 s.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -72,6 +73,38 @@ def tiny_plan(name: str, raw: dict, overrides: dict | None = None, **plan_option
 
     ablation = ablations.Ablation.from_dict(name, {"preset": "tiny", **raw})
     return ablations.plan(ablation, overrides, **plan_options)
+
+
+@contextlib.contextmanager
+def trials_sweep(folder: Path, name: str, trials: tuple, vary: str, baseline: str):
+    """Run hand-built trials as one sweep into a store of its own under `folder`, and keep that
+    store the current one while the caller's tests read it: (published, client, trial runs by
+    value)."""
+    import mlflow
+
+    from sweeps.plan import SweepPlan
+    from sweeps.runner import run_plan
+
+    plan = SweepPlan(
+        name=name,
+        trials=trials,
+        base=trials[0].config,
+        vary=vary,
+        baseline=baseline,
+        experiment=f"ovat-{name}",
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+        patch.setenv("OVAT_RESULTS", str(folder / "results"))
+        patch.chdir(folder)
+        published = run_plan(plan)
+        client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        yield (
+            published,
+            client,
+            {r.data.tags["ovat.value"]: r for r in runs if "ovat.value" in r.data.tags},
+        )
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,10 @@ that does not divide into global batches (129 images, 2 x 32), beside one worker
 same seed, and a 2-worker trial that diverges (both ranks must agree to stop, or one would wait
 forever in a collective)."""
 
-import mlflow
 import pytest
 
-from sweeps.plan import SweepPlan, Trial
+from sweeps.plan import Trial
+from tests.conftest import trials_sweep
 from trainers.followups import evaluate_run
 from trainers.presets import preset
 
@@ -17,8 +17,6 @@ EPOCHS = 2
 
 @pytest.fixture(scope="module")
 def parallel_sweep(ray_session, tmp_path_factory):
-    from sweeps.runner import run_plan
-
     folder = tmp_path_factory.mktemp("parallel")
     base = preset(
         "tiny",
@@ -36,23 +34,8 @@ def parallel_sweep(ray_session, tmp_path_factory):
         Trial(value="1x64", seed=0, config=one),
         Trial(value="2x32-diverging", seed=0, config=two.with_overrides({"train.lr": 1e6})),
     )
-    plan = SweepPlan(
-        name="parallel",
-        trials=trials,
-        base=two,
-        vary="resources.workers",
-        baseline="1x64",
-        experiment="ovat-parallel",
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
-        patch.setenv("OVAT_RESULTS", str(folder / "results"))
-        patch.chdir(folder)
-        published = run_plan(plan)
-        client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
-        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-        trial_runs = {r.data.tags["ovat.value"]: r for r in runs if "ovat.value" in r.data.tags}
-        yield published, client, trial_runs
+    with trials_sweep(folder, "parallel", trials, "resources.workers", "1x64") as swept:
+        yield swept
 
 
 def test_a_two_worker_trial_with_unequal_shards_finishes_and_is_ranked(parallel_sweep):

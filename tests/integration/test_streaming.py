@@ -4,12 +4,12 @@ worker (they must repeat each other bit for bit), one runs on two workers over a
 does not divide among them (129 images: equal rows per worker, equal steps, no hang); the
 fourth streams a prepared `imagefolder` tree of real JPEGs."""
 
-import mlflow
 import pytest
 
 from data.registry import prepared_folder
 from data.shards import read_manifest
-from sweeps.plan import SweepPlan, Trial
+from sweeps.plan import Trial
+from tests.conftest import trials_sweep
 from trainers.paths import data_dir
 from trainers.presets import preset
 
@@ -20,8 +20,6 @@ EPOCHS = 2
 
 @pytest.fixture(scope="module")
 def streamed_sweep(ray_session, prepared_tree, tmp_path_factory):
-    from sweeps.runner import run_plan
-
     folder = tmp_path_factory.mktemp("streamed")
     base = preset(
         "tiny",
@@ -46,22 +44,11 @@ def streamed_sweep(ray_session, prepared_tree, tmp_path_factory):
         Trial(value="two", seed=0, config=two),
         Trial(value="tree", seed=0, config=tree),
     )
-    plan = SweepPlan(
-        name="streamed",
-        trials=trials,
-        base=base,
-        vary="resources.workers",
-        baseline="one",
-        experiment="ovat-streamed",
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
-        patch.setenv("OVAT_RESULTS", str(folder / "results"))
-        patch.chdir(folder)
-        published = run_plan(plan)
-        client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
-        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-        trial_runs = {r.data.tags["ovat.value"]: r for r in runs if "ovat.value" in r.data.tags}
+    with trials_sweep(folder, "streamed", trials, "resources.workers", "one") as (
+        published,
+        client,
+        trial_runs,
+    ):
         train = read_manifest(prepared_folder(tree.data, data_dir()))["splits"]["train"]["count"]
         yield published, client, trial_runs, train
 

@@ -18,8 +18,8 @@ from sweeps import ablation as ablations
 from trainers import tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import as_tensor, load_splits
-from trainers.loop import build, epoch_seed
-from trainers.steps import draw_keep, set_deterministic, train_epoch, train_step
+from trainers.loop import build
+from trainers.steps import draw_keep, epoch_seed, set_deterministic, train_epoch, train_step
 
 EPOCHS = 4
 BASE = {

@@ -70,9 +70,11 @@ def split_bytes(data: DataConfig, splits: tuple[str, ...] = ()) -> int:
 
 
 def streamed(data: list[DataConfig], store: float) -> frozenset[str]:
-    """The data keys whose train split is streamed (data.stream: on, or auto and too large)."""
+    """The data keys whose train split is streamed (data.stream: on, or auto and too large);
+    each distinct variant is counted once (a layout not yet prepared is listed to count it)."""
+    distinct = {data_key(d): d for d in data}
     return frozenset(
-        data_key(d) for d in data if streams_train(d, split_bytes(d, ("train",)), store)
+        key for key, d in distinct.items() if streams_train(d, split_bytes(d, ("train",)), store)
     )
 
 
@@ -202,7 +204,7 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
     ensure_ray()
     data = [t.config.data for t in plan.trials]
     streams = streamed(data, largest_object_store())
-    at_once = concurrency(plan.trials, streams=streams)
+    at_once = concurrency(plan.trials, streams=streams)  # refused first: a trial that never fits
     check_object_store(data, streams=streams)
     sweep_id = sweep_id or new_sweep_id(plan.name)
     plan.save(plan_path(sweep_id))

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import ray
 import ray.train
 import ray.train.torch
@@ -32,18 +31,13 @@ from trainers.steps import (
     DivergenceGuard,
     Shard,
     Sums,
+    epoch_seed,
     resident,
     seed_everything,
     set_deterministic,
     train_batches,
     train_epoch,
 )
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Independent, reproducible stream per (seed, epoch), the same on every rank (each takes
-    its slice of the global batches): a resume repeats the same epochs."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def build(cfg: ExperimentConfig, device: torch.device):
@@ -240,7 +234,7 @@ def streamed_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
         epoch,
         worker.rank,
     )
-    generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch) + worker.rank)
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, worker.rank))
     return train_batches(
         worker.trained,
         worker.optimizer,

@@ -20,6 +20,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def epoch_seed(seed: int, epoch: int, *more: int) -> int:
+    """Independent, reproducible stream per (seed, epoch), the same on every rank (each takes
+    its slice of the global batches): a resume repeats the same epochs. `more` (a rank) gives
+    each streamed worker a stream of its own."""
+    return int(np.random.SeedSequence([seed, epoch, *more]).generate_state(1)[0])
+
+
 def set_deterministic(enabled: bool) -> None:
     """The determinism switch for the placement probe; cuBLAS needs its workspace env too."""
     torch.use_deterministic_algorithms(enabled, warn_only=False)

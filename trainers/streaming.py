@@ -23,6 +23,7 @@ from ray.data import ExecutionOptions, ExecutionResources, RandomSeedConfig
 
 from data.config import DataConfig
 from data.shards import pixels, read_column, shard_paths, subset_rows
+from trainers.steps import epoch_seed
 
 # `data.stream=auto` streams a train split larger than this share of the largest node's object
 # store: every node that hosts a worker holds a copy of an in-memory split, next to val, test
@@ -48,10 +49,6 @@ def epoch_name(epoch: int) -> str:
     return f"train-{epoch}"
 
 
-def epoch_seed_of(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
-
-
 def train_datasets(cfg: DataConfig, folder: str, seed: int, epochs: int) -> dict:
     """One lazy dataset per epoch over the prepared train shards in `folder` (`data.limit`: the
     same seeded subset as the in-memory path, chosen by row and filtered by the stored index)."""
@@ -69,7 +66,7 @@ def train_datasets(cfg: DataConfig, folder: str, seed: int, epochs: int) -> dict
         )
     return {
         epoch_name(epoch): base.randomize_block_order(
-            seed=RandomSeedConfig(seed=epoch_seed_of(seed, epoch), reseed_after_execution=False)
+            seed=RandomSeedConfig(seed=epoch_seed(seed, epoch), reseed_after_execution=False)
         )
         for epoch in range(epochs)
     }
@@ -97,7 +94,7 @@ def epoch_batches(
         batch_format="pyarrow",
         drop_last=True,
         local_shuffle_buffer_size=SHUFFLE_BATCHES * batch_size,
-        local_shuffle_seed=epoch_seed_of(seed, epoch) * 64 + rank,
+        local_shuffle_seed=epoch_seed(seed, epoch, rank),
     )
     for table in rows:
         images = pixels(table.column("image").combine_chunks(), resolution)

@@ -17,8 +17,7 @@ from data.config import DataConfig
 from models.autoencoder import Autoencoder
 from tests.conftest import tiny_model
 from trainers.fastpath import PLAIN, FastPath, convert
-from trainers.loop import epoch_seed
-from trainers.steps import Shard, draw_keep, seed_everything, train_epoch, train_step
+from trainers.steps import Shard, draw_keep, epoch_seed, seed_everything, train_epoch, train_step
 
 CPU = torch.device("cpu")
 SMALL = tiny_model(bottleneck="vq")

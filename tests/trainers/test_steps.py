@@ -8,7 +8,7 @@ from data.masking import fixed_eval_grid
 from models.autoencoder import Autoencoder
 from tests.conftest import tiny_model
 from trainers.config import TrainConfig
-from trainers.loop import epoch_seed, step_points
+from trainers.loop import step_points
 from trainers.steps import (
     NO_BAD_STEP,
     Diverged,
@@ -16,6 +16,7 @@ from trainers.steps import (
     Shard,
     TooFewImages,
     epoch_plan,
+    epoch_seed,
     evaluate,
     first_bad_step,
     seed_everything,

@@ -30,6 +30,7 @@ def test_overrides_parse_by_field_type():
         ({"data.dataset": "imagenot"}, "unknown dataset 'imagenot'; valid: imagefolder, imagenet,"),
         ({"data.protocol": "80/20"}, "data.protocol must be one of holdout, official, random-sp"),
         ({"data.resize": "stretch"}, "data.resize must be one of crop, squash, got 'stretch'"),
+        ({"data.stream": "yes"}, "data.stream must be one of auto, on, off, got 'yes'"),
         ({"model.residual": "post"}, "model.residual must be one of group, preact, got 'post'"),
         ({"train.matmul_precision": "low"}, "train.matmul_precision must be one of highest, high"),
         ({"trian.lr": 1}, "unknown config key 'trian.lr'; valid: model.bottleneck"),

@@ -10,6 +10,7 @@ from bench import page
 from bench import rows as output
 from bench.data_loading import PrepareBench, data_rows, prepare_row
 from bench.scheduling import run_load
+from bench.startup import startup_rows
 from bench.streaming import streaming_rows
 from bench.training import training_rows
 from trainers.paths import results_dir
@@ -32,11 +33,13 @@ def everything(args: argparse.Namespace) -> list[output.Row]:
     rows = data_rows(args.images)
     with tempfile.TemporaryDirectory() as tmp:
         decoding = PrepareBench(Path(tmp), args.images // 3)
+        decoding.images_per_s("warm-up-in-process", px=32)  # as the Ray run gets one
         alone, _ = decoding.images_per_s("in-process")  # before Ray is up
         ensure_ray()  # one Ray instance for the preparation and the sweeps below
         rows.append(prepare_row(decoding, alone, ray.cluster_resources()["CPU"]))
     rows += training_rows()
     rows += streaming_rows()
+    rows += startup_rows(str(store() / "tune"))
     packing, counted = run_load(args.trials, 1.0)
     if counted != args.trials:
         raise SystemExit(f"bench: the ranking counted {counted} of {args.trials} trials")
@@ -50,7 +53,19 @@ def streaming(args: argparse.Namespace) -> list[output.Row]:
     return streaming_rows()
 
 
-BENCHMARKS = {"load": load, "all": everything, "streaming": streaming}
+def startup(args: argparse.Namespace) -> list[output.Row]:
+    from sweeps.runner import ensure_ray
+
+    ensure_ray()
+    return startup_rows(str(store() / "tune"))
+
+
+def store() -> Path:
+    """results/bench: the benchmarks' own MLflow store and Tune storage."""
+    return results_dir() / "bench"
+
+
+BENCHMARKS = {"load": load, "all": everything, "streaming": streaming, "startup": startup}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,13 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--cpus", type=float, default=0.5, help="resources.cpus_per_worker")
     sub.add_parser("streaming", help="the streamed train split against the in-memory one")
+    sub.add_parser("startup", help="the default sweep at one epoch against a plain Tune script")
     p = sub.add_parser("all", help="every benchmark row in one run (make bench)")
     p.add_argument("--trials", type=int, default=8, help="1-CPU trials for the packing rows")
     p.add_argument("--images", type=int, default=3000, help="JPEGs for the data row")
     args = parser.parse_args(argv)
-    store = results_dir() / "bench"
-    store.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")  # not the user's
+    store().mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{store()}/mlflow.db")  # not the user's
     started = time.monotonic()
     rows = BENCHMARKS[args.name](args)
     paths = output.write(rows, args.name)

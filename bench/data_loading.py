@@ -134,8 +134,12 @@ class PrepareBench:
 
 def prepare_row(bench: PrepareBench, alone: float, cpus: float) -> Row:
     """Run after Ray is up: the same preparation as Ray tasks, against `alone` (in-process).
-    A first pass at 32 px starts Ray's worker processes (~2 s each here), a one-off cost that
-    ImageNet's hours of decoding amortise and a few seconds of benchmark would not."""
+    Each side is timed after a first pass at 32 px: for Ray it starts the worker processes
+    (~2 s each here), in process it pays the decoders' first calls; one-off costs that
+    ImageNet's hours of decoding amortise and a second of benchmark would not (a first
+    in-process pass ran 9-30% slower than the next one here). Ray's run also has the driver
+    writing shards while tasks decode, as in the real `make prepare`: the ratio's bound is the
+    CPU count plus that overlap, and a value above the CPU count flags a disturbed anchor."""
     bench.images_per_s("warm-up", px=32)
     on_ray, engine = bench.images_per_s("ray")
     assert engine == "ray", engine

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from trainers import audit, checkpoints, fastpath, keys
 from trainers.config import ExperimentConfig, TrainConfig
 from trainers.distributed import agree_min, all_reduce, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
-from trainers.placement import placement
+from trainers.placement import placement, process_started_at
 from trainers.previews import PREVIEW_IMAGES, reconstruction_grid
 from trainers.steps import (
     Diverged,
@@ -82,6 +83,8 @@ class Worker:
     watch: audit.UpdateAudit
     flops_per_image: float
     startup: dict[str, float]  # trial start to first step, and its parts
+    data_wait_s: float = 0.0  # the last streamed pass: time spent waiting for batches
+    streams: object = None  # streamed trials: `streaming.EpochStreams`, opened by the first pass
 
     def first_epoch_metrics(self) -> dict:
         """Reported once per worker group: where it runs, how it started, how it computes."""
@@ -118,6 +121,7 @@ def setup(loop_config: dict) -> Worker:
     trained = fastpath.convert(ray.train.torch.prepare_model(model), fast)
     ready = time.time()
     started_at = loop_config.get("started_at", entered)
+    spawned_at = min(max(process_started_at() or started_at, started_at), entered)
     return Worker(
         cfg=cfg,
         rank=rank,
@@ -138,6 +142,9 @@ def setup(loop_config: dict) -> Worker:
         startup={
             "startup_s": ready - started_at,
             "startup.workers_s": entered - started_at,
+            # its parts: the Train controller and this worker process started, then its imports
+            "startup.worker_spawn_s": spawned_at - started_at,
+            "startup.worker_imports_s": entered - spawned_at,
             "startup.data_s": data_at - entered,
             "startup.model_s": ready - data_at,
             "startup.first_step_at": ready,  # unix s: against Tune's start of the trial
@@ -191,6 +198,7 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
         keys.TRAIN_LOSS: all_reduce(train, device).mean,
         "train_s": train_s,  # the training pass alone, no eval, report or checkpoint
         keys.IMAGES_PER_S: images / train_s,
+        **({"train_data_wait_share": worker.data_wait_s / train_s} if worker.data_wait_s else {}),
         "achieved_tflops": worker.flops_per_image * images / train_s / 1e12,
         keys.VAL_LOSS: val_loss,
         "resumes": worker.resumes,
@@ -226,25 +234,51 @@ def streamed_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
     from trainers import streaming  # Ray Data: imported by streamed trials only
 
     cfg = worker.cfg
-    batches = streaming.epoch_batches(
-        ray.train.get_dataset_shard(streaming.epoch_name(epoch)),
-        cfg.data.resolution,
-        cfg.train.batch_size,
-        cfg.train.seed,
-        epoch,
-        worker.rank,
-    )
+    if worker.streams is None:
+        worker.streams = streaming.EpochStreams(
+            lambda e: streaming.epoch_batches(
+                ray.train.get_dataset_shard(streaming.epoch_name(e)),
+                cfg.data.resolution,
+                cfg.train.batch_size,
+                cfg.train.seed,
+                e,
+                worker.rank,
+            ),
+            cfg.train.epochs,
+        )
+    batches = worker.streams.batches(epoch)
     generator = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch, worker.rank))
-    return train_batches(
+    timed = WaitTimed(batches)
+    sums = train_batches(
         worker.trained,
         worker.optimizer,
-        batches,
+        timed,
         cfg.data,
         generator,
         worker.device,
         guard,
         worker.fast,
     )
+    worker.data_wait_s = timed.waited
+    return sums
+
+
+class WaitTimed:
+    """An iterator that adds up the time its consumer waited for each item: the data wait of
+    a streamed pass (steps on the CPU and synchronised GPU steps run between the waits)."""
+
+    def __init__(self, items: Iterable):
+        self.items, self.waited = iter(items), 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        started = time.perf_counter()
+        try:
+            return next(self.items)
+        finally:
+            self.waited += time.perf_counter() - started
 
 
 def final_scores(worker: Worker) -> tuple[dict, dict[str, str | bytes]]:

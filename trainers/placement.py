@@ -2,6 +2,7 @@
 
 import os
 import platform
+import time
 from pathlib import Path
 
 import ray
@@ -18,6 +19,17 @@ def nvidia_driver_version() -> str:
         return "unknown"
     words = first.split()
     return next((w for w in words if w[:1].isdigit() and "." in w), "unknown")
+
+
+def process_started_at() -> float | None:
+    """Unix seconds this process started (Linux: /proc), to split a worker's start-up into its
+    process being started and its imports; None where /proc does not tell."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def placement(device: torch.device, deterministic: bool) -> dict[str, str]:

@@ -10,7 +10,8 @@ several workers, Ray Data hands blocks to whichever worker asks first: which ima
 trains on in a step may differ between reruns (each image is still seen once per epoch).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,36 @@ def epoch_batches(
     for table in rows:
         images = pixels(table.column("image").combine_chunks(), resolution)
         yield torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+
+
+class EpochStreams:
+    """Each epoch's batches, with the next epoch's stream started while this one trains.
+
+    Ray Data starts every epoch's execution anew (its read tasks in worker processes that Ray
+    may have reaped between epochs): the first batch of an epoch waited ~4 s here, then every
+    batch arrived at once. Opening epoch e+1 and pulling its first batch on a thread while
+    epoch e trains hides that wait; the order of every epoch's rows is unchanged."""
+
+    def __init__(self, open_epoch: Callable[[int], Iterator[torch.Tensor]], epochs: int):
+        self.open_epoch, self.epochs = open_epoch, epochs
+        self.early: dict[int, tuple[Iterator[torch.Tensor], Future]] = {}
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="ovat-next-epoch")
+
+    def batches(self, epoch: int) -> Iterator[torch.Tensor]:
+        if epoch in self.early:
+            rows, first = self.early.pop(epoch)
+        else:
+            rows = self.open_epoch(epoch)
+            first = self.thread.submit(next, rows, None)
+        if epoch + 1 < self.epochs and epoch + 1 not in self.early:
+            ahead = self.open_epoch(epoch + 1)  # opened here: Train's context is this thread's
+            self.early[epoch + 1] = (ahead, self.thread.submit(next, ahead, None))
+        return self._chain(first, rows)
+
+    @staticmethod
+    def _chain(first: Future, rows: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+        batch = first.result()  # raises what the stream raised
+        if batch is None:
+            return
+        yield batch
+        yield from rows

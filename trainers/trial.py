@@ -4,6 +4,7 @@ The trial function is only a driver: it asks for almost no resources itself, and
 TorchTrainer's workers hold the trial's real CPUs and GPUs.
 """
 
+import os
 import time
 
 import ray.train
@@ -18,6 +19,12 @@ from trainers.loop import train_loop_per_worker
 # every CPU to the workers (a 0.01 CPU driver would make 2 one-CPU trials not fit on 2 CPUs).
 DRIVER_RESOURCES = {"CPU": 0, "memory": 1}
 
+
+# How often Train's controller polls its workers (Ray's default: 2 s), which is also how late it
+# may see them finished: a trial held its slot 2.9 s after its last result instead of 5.7 s
+# (`make bench-load`, 4 trials). A poll is one small remote call per worker; an answer that comes
+# late is only a missed check (a worker is declared dead after 10 minutes of them).
+POLL_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
 
 NODE_LABEL = "ray.io/node-id"  # the label Ray gives every node: pins to one node, by id
 
@@ -55,6 +62,8 @@ def run_trial(
     trial = inputs[config["trial"]]["trial"]
     if trial.key in skip:
         return
+    for name, value in POLL_ENV.items():  # Train passes it on to its controller and workers
+        os.environ.setdefault(name, value)
     started_at = time.time()  # the workers report their start-up from here (`startup_s`)
     cfg = trial.config
     trial_id = ray.tune.get_context().get_trial_id()

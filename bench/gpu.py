@@ -8,6 +8,9 @@
    0 means the host never waits for the GPU within a step.
 4. 1, 2 and 4 trials packed on one GPU (separate processes, as fractional-GPU trials are):
    total images/s.
+5. 64 px streamed (`data.stream=on`): 20,000 images written as prepared Parquet shards, read by
+   Ray Data as a Train worker reads them, each batch a real training step: the share of
+   training time spent waiting for batches (target <= 5%).
 
 The same code runs on CPU at a tiny size (`--smoke`), which is how the tests keep it working;
 its figures there mean nothing.
@@ -17,9 +20,12 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from data.config import DataConfig
@@ -89,6 +95,50 @@ def measure(fast: FastPath, resolution: int, batch: int, seconds: float, device)
     }
 
 
+def streamed_wait(fast: FastPath, resolution: int, batch: int, images: int, device) -> dict:
+    """Training steps on batches streamed by Ray Data from freshly written shards (the first
+    epoch's start-up and 3 warm-up steps left out): the share of that time spent waiting for
+    the next batch, and the images/s."""
+    import ray
+
+    from data.shards import SplitArrays, write_split
+    from trainers.streaming import READ_CPUS, epoch_batches, execution_options
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    data = DataConfig(resolution=resolution)
+    model = convert(Autoencoder(ModelConfig()).to(device), fast)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    generator = torch.Generator().manual_seed(0)
+    pixels = np.random.default_rng(0).integers(0, 256, (images, resolution, resolution, 3))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        arrays = SplitArrays(pixels.astype(np.uint8), np.zeros(images), [""] * images)
+        write_split(folder, "train", arrays)
+        del pixels, arrays
+        paths = sorted(str(path) for path in folder.glob("train-*.parquet"))  # no manifest
+        dataset = ray.data.read_parquet(paths, columns=["index", "image"], num_cpus=READ_CPUS)
+        dataset.context.execution_options = execution_options()  # as Ray Train runs it
+        stream = iter(epoch_batches(dataset.iterator(), resolution, batch, 0, 0, 0))
+        for _ in range(3):  # warm-up: the stream's start, compilation, allocator
+            train_step(model, optimizer, next(stream), draw_keep(batch, data, generator), data,
+                       device, fast)  # fmt: skip
+        sync(device)
+        waited, steps, started = 0.0, 0, time.perf_counter()
+        while True:
+            asked = time.perf_counter()
+            images_batch = next(stream, None)
+            waited += time.perf_counter() - asked
+            if images_batch is None:
+                break
+            keep = draw_keep(len(images_batch), data, generator)
+            train_step(model, optimizer, images_batch, keep, data, device, fast)
+            steps += 1
+        sync(device)
+    elapsed = time.perf_counter() - started
+    return {"wait_share": waited / elapsed, "images_per_s": steps * batch / elapsed}
+
+
 def host_syncs(fast: FastPath, resolution: int, batch: int, device, steps: int = 5) -> int:
     """Calls that made the host wait for the GPU in `steps` warm training steps, counted by
     torch's sync debug mode: 0 means the host runs ahead and the GPU never idles between
@@ -126,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--packs", default="1,2,4", help="how many trials share the device")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (CPU tests)")
+    parser.add_argument("--stream", type=int, default=20_000, help="images to stream; 0: skip")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -151,6 +202,13 @@ def main(argv: list[str] | None = None) -> None:
         for name, path in (("fp32 eager", PLAIN), ("fast path", fast)):
             syncs = host_syncs(path, small, batch, device)
             print(f"host syncs in 5 training steps ({name}): {syncs}")
+    if args.stream:
+        streamed = streamed_wait(fast, small, batch, args.stream, device)
+        print(
+            f"{small} px streamed by Ray Data from {args.stream} images: batch wait "
+            f"{streamed['wait_share']:.2%} of training time (target <= 5%), "
+            f"{streamed['images_per_s']:.0f} images/s"
+        )
     single = None
     for k in [int(n) for n in args.packs.split(",")]:
         total = packed(k, args)

@@ -34,6 +34,7 @@ from trainers.steps import (
     Sums,
     epoch_seed,
     resident,
+    seed_epoch_globals,
     seed_everything,
     set_deterministic,
     train_batches,
@@ -181,6 +182,7 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
     """One epoch's training pass and validation; None after reporting a divergence."""
     cfg, device = worker.cfg, worker.device
     guard = DivergenceGuard(epoch + 1, agree=functools.partial(agree_min, device=device))
+    seed_epoch_globals(cfg.train.seed, epoch)
     started = time.perf_counter()
     try:
         train_pass = in_memory_pass if worker.train_images is not None else streamed_pass

@@ -27,6 +27,17 @@ def epoch_seed(seed: int, epoch: int, *more: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, *more]).generate_state(1)[0])
 
 
+# epoch_seed's last key for torch's global generator: apart from every rank's own stream
+GLOBAL_STREAM = 2**32 - 1
+
+
+def seed_epoch_globals(seed: int, epoch: int) -> None:
+    """Reseed torch's global generator, which dropout draws from, per (seed, epoch): a trial
+    resumed from a checkpoint redoes its epochs with the same dropout masks as a run that was
+    never interrupted (the generator's state is not in the checkpoint)."""
+    torch.manual_seed(epoch_seed(seed, epoch, GLOBAL_STREAM))
+
+
 def set_deterministic(enabled: bool) -> None:
     """The determinism switch for the placement probe; cuBLAS needs its workspace env too."""
     torch.use_deterministic_algorithms(enabled, warn_only=False)

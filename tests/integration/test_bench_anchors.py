@@ -29,3 +29,14 @@ def test_the_bare_loop_anchor_trains_every_epoch_in_a_ray_task(ray_session, work
 
     rates = bare_in_ray_task({"train.epochs": 2, "data.limit": 64, "train.batch_size": 32})
     assert len(rates) == 2 and all(rate > 0 for rate in rates)
+
+
+def test_bench_gpu_streams_every_batch_and_times_its_wait(ray_session):
+    """`make bench-gpu`'s streaming section, on the CPU at a tiny size (figures mean nothing)."""
+    import torch
+
+    from bench.gpu import streamed_wait
+    from trainers.fastpath import PLAIN
+
+    figures = streamed_wait(PLAIN, resolution=16, batch=4, images=64, device=torch.device("cpu"))
+    assert 0 <= figures["wait_share"] < 1 and figures["images_per_s"] > 0

@@ -159,3 +159,17 @@ def test_each_epoch_reshuffles_the_whole_split_across_ranks():
 def test_fewer_images_than_a_global_batch_is_a_clear_error():
     with pytest.raises(TooFewImages, match="the train split has 50 images, fewer than one global"):
         epoch_plan(50, DataConfig(resolution=16), 32, torch.Generator(), Shard(1, 2))
+
+
+def test_dropout_masks_repeat_per_seed_and_epoch_whatever_ran_before():
+    from trainers.steps import seed_epoch_globals
+
+    dropout = torch.nn.Dropout(0.5)
+    ones = torch.ones(64)
+    seed_epoch_globals(7, 2)
+    first = dropout(ones)
+    torch.rand(1000)  # another history of draws, as a run resumed from a checkpoint has
+    seed_epoch_globals(7, 2)
+    assert torch.equal(dropout(ones), first)
+    seed_epoch_globals(7, 3)
+    assert not torch.equal(dropout(ones), first)

@@ -102,7 +102,7 @@ def streamed_wait(fast: FastPath, resolution: int, batch: int, images: int, devi
     import ray
 
     from data.shards import SplitArrays, write_split
-    from trainers.streaming import READ_CPUS, epoch_batches, execution_options
+    from trainers.streaming import epoch_batches, execution_options, read_train
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
@@ -117,7 +117,7 @@ def streamed_wait(fast: FastPath, resolution: int, batch: int, images: int, devi
         write_split(folder, "train", arrays)
         del pixels, arrays
         paths = sorted(str(path) for path in folder.glob("train-*.parquet"))  # no manifest
-        dataset = ray.data.read_parquet(paths, columns=["index", "image"], num_cpus=READ_CPUS)
+        dataset = read_train(paths)
         dataset.context.execution_options = execution_options()  # as Ray Train runs it
         stream = iter(epoch_batches(dataset.iterator(), resolution, batch, 0, 0, 0))
         for _ in range(3):  # warm-up: the stream's start, compilation, allocator

@@ -1,11 +1,13 @@
 """The streamed train split (`data.stream=on`) against the in-memory one: training speed in real
 trials, and the memory a trial's processes hold as the split grows tenfold.
 
-Memory is what the data path adds: over this process and every process below it (the Ray
-instance this bench started: raylet, object store, workers running Ray Data's reads), the sum of
-private resident memory (`RssAnon`) plus the largest shared-memory residency (`RssShmem`: the
-object store's pages, mapped by several processes, counted once), sampled every 50 ms from /proc
-while the split is read, minus the same measured just before.
+Memory is what the data path adds: the private resident memory (`RssAnon`, from /proc) of this
+process and every process below it (the Ray instance this bench started: raylet, workers running
+Ray Data's reads), plus the object store's live bytes (Ray's own accounting), sampled every 50 ms
+while the split is read, minus the same measured just before. Not the object store's resident
+pages (`RssShmem`): the store's allocator leaves every page it has once used resident, up to the
+store's size, which Ray sets aside at start whatever runs; counted, they made the row grow with
+the bytes streamed rather than with what is held.
 """
 
 import json
@@ -24,12 +26,17 @@ from data.registry import images_to_load
 from data.shards import MANIFEST, SplitArrays, read_split, write_split
 from trainers.config import ExperimentConfig
 from trainers.paths import data_dir
-from trainers.streaming import epoch_batches, execution_options
+from trainers.streaming import epoch_batches, execution_options, read_train
 
 RESOLUTION = 64
 RATE, WAIT = "train_images_per_s", "train_data_wait_share"
-SMALL = 20_000  # images in the small split; the large one is 10x (links to the same shard)
+SHARD = 20_000  # images in the one shard written; larger splits link to it again and again
 GROWTH = 10
+# The stream's memory has a ceiling (Ray Data's object-store budget, one shard per read task
+# in flight, the shuffle buffer), which a 20,000-image split (245 MB) does not reach: streamed,
+# the split grows from 10 to 100 shards. In memory (which must fit), from 1 to 10.
+STREAMED = (10 * SHARD, 100 * SHARD)
+IN_MEMORY = (SHARD, 10 * SHARD)
 MIB = 2**20
 
 
@@ -60,9 +67,8 @@ def speed_row() -> Row:
     )
 
 
-def tree_memory(root: int) -> int:
-    """Private resident bytes of `root` and all its descendants, plus the largest shared-memory
-    residency among them (Linux /proc)."""
+def private_memory(root: int) -> int:
+    """Private resident bytes of `root` and all its descendants (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -72,7 +78,7 @@ def tree_memory(root: int) -> int:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry))
-    private = shared = 0
+    private = 0
     todo = [root]
     while todo:
         pid = todo.pop()
@@ -84,15 +90,21 @@ def tree_memory(root: int) -> int:
         except OSError:
             continue
         private += int(fields.get("RssAnon", "0 kB").split()[0]) * 1024
-        shared = max(shared, int(fields.get("RssShmem", "0 kB").split()[0]) * 1024)
-    return private + shared
+    return private
+
+
+def held_memory() -> int:
+    """This process tree's private memory plus the object store's live bytes."""
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    live = store - ray.available_resources().get("object_store_memory", store)
+    return private_memory(os.getpid()) + int(live)
 
 
 class PeakMemory:
-    """What the block adds at its peak to `tree_memory(this process)`."""
+    """What the block adds at its peak to `held_memory()`."""
 
     def __enter__(self):
-        self.before = tree_memory(os.getpid())
+        self.before = held_memory()
         self.peak, self.running = self.before, True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -100,7 +112,7 @@ class PeakMemory:
 
     def _sample(self):
         while self.running:
-            self.peak = max(self.peak, tree_memory(os.getpid()))
+            self.peak = max(self.peak, held_memory())
             time.sleep(0.05)
 
     def __exit__(self, *exc):
@@ -113,33 +125,32 @@ class PeakMemory:
 
 
 def write_splits(folder: Path) -> dict[int, Path]:
-    """Two prepared train splits, written directly: SMALL random 64 px images in one shard, and
-    GROWTH x SMALL as GROWTH hard links to that shard (the same bytes on disk, GROWTH times the
-    rows for the reader)."""
+    """Prepared train splits of every size in STREAMED and IN_MEMORY, written directly: SHARD
+    random 64 px images in one shard, each split that many hard links to it (the same bytes on
+    disk, the rows repeated for the reader)."""
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (SMALL, RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (SHARD, RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
     folder.mkdir(parents=True)
-    [shard] = write_split(folder, "train", SplitArrays(images, np.zeros(SMALL), [""] * SMALL))
+    [shard] = write_split(folder, "train", SplitArrays(images, np.zeros(SHARD), [""] * SHARD))
     del images
     sizes = {}
-    for copies in (1, GROWTH):
-        variant = folder / f"x{copies}"
+    for count in sorted({*STREAMED, *IN_MEMORY}):
+        variant = folder / f"n{count}"
         variant.mkdir()
-        names = [f"train-{i:05d}.parquet" for i in range(copies)]
+        names = [f"train-{i:05d}.parquet" for i in range(count // SHARD)]
         for name in names:
             os.link(folder / shard, variant / name)
-        train = {"count": SMALL * copies, "shards": names}
+        train = {"count": count, "shards": names}
         manifest = {"resolution": RESOLUTION, "splits": {"train": train}}
         (variant / MANIFEST).write_text(json.dumps(manifest))
-        sizes[SMALL * copies] = variant
+        sizes[count] = variant
     return sizes
 
 
 def streamed_peak(folder: Path) -> tuple[int, int]:
     """(peak bytes, images) of one streamed epoch over `folder`'s train split, as a worker
     reads it (batches of 256, the local shuffle buffer, no training)."""
-    paths = sorted(str(p) for p in folder.glob("train-*.parquet"))
-    dataset = ray.data.read_parquet(paths, columns=["index", "image"], num_cpus=0.25)
+    dataset = read_train(sorted(str(p) for p in folder.glob("train-*.parquet")))
     dataset.context.execution_options = execution_options()  # as Ray Train runs it
     seen = 0
     with PeakMemory() as memory:
@@ -162,17 +173,19 @@ def in_memory_peak(folder: Path) -> tuple[int, int]:
 def memory_row() -> Row:
     with tempfile.TemporaryDirectory() as tmp:
         splits = write_splits(Path(tmp) / "prepared")
-        small, large = splits[SMALL], splits[SMALL * GROWTH]
-        streamed = [streamed_peak(small), streamed_peak(large)]
-        in_memory = [in_memory_peak(small), in_memory_peak(large)]
-    assert [n for _, n in streamed] == [SMALL - SMALL % 256, SMALL * GROWTH - SMALL * GROWTH % 256]
+        # A first, unmeasured pass starts Ray Data's reader processes: measured, it made the
+        # smaller split's peak the larger one.
+        streamed_peak(splits[STREAMED[0]])
+        streamed = [streamed_peak(splits[n]) for n in STREAMED]
+        in_memory = [in_memory_peak(splits[n]) for n in IN_MEMORY]
+    assert [n for _, n in streamed] == [n - n % 256 for n in STREAMED]  # every full batch
     return Row(
         f"streaming: peak memory, train split x{GROWTH}",
         streamed[1][0] / streamed[0][0],
         1.2,
         False,
-        f"{SMALL:,} -> {SMALL * GROWTH:,} images at {RESOLUTION} px; the in-memory path's growth "
-        "in detail",
+        f"{STREAMED[0]:,} -> {STREAMED[1]:,} images at {RESOLUTION} px streamed; the in-memory "
+        f"path's growth from {IN_MEMORY[0]:,} -> {IN_MEMORY[1]:,} in detail",
         {
             "streamed_small_mib": streamed[0][0] / MIB,  # added by the data path, at its peak
             "streamed_large_mib": streamed[1][0] / MIB,

@@ -251,7 +251,7 @@ def train_batches(
         seen += len(batch)
         if guard is not None:
             guard.check(losses, last=False)
-    if guard is not None:
+    if guard is not None and len(losses) % guard.every:  # else the loop's check was the last
         guard.check(losses, last=True)
     sums = torch.stack(losses).tolist() if losses else []
     size = seen // max(len(losses), 1)

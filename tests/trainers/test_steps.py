@@ -173,3 +173,20 @@ def test_dropout_masks_repeat_per_seed_and_epoch_whatever_ran_before():
     assert torch.equal(dropout(ones), first)
     seed_epoch_globals(7, 3)
     assert not torch.equal(dropout(ones), first)
+
+
+@pytest.mark.parametrize(("batches", "checks"), [(4, 2), (5, 3)])
+def test_a_streamed_pass_agrees_once_per_check_never_twice_at_its_end(batches, checks):
+    """Each check is a collective across ranks: 4 batches checked every 2 are 2 checks, not a
+    third at the end over the same losses; 5 need the end's."""
+    from trainers.steps import train_batches
+
+    agreed = []
+    guard = DivergenceGuard(1, every=2, agree=lambda step: agreed.append(step) or step)
+    model = Autoencoder(SMALL)
+    optimizer = torch.optim.AdamW(model.parameters())
+    data = images(4 * batches)
+    stream = (data[i : i + 4] for i in range(0, len(data), 4))
+    generator = torch.Generator().manual_seed(0)
+    train_batches(model, optimizer, stream, DataConfig(resolution=16), generator, CPU, guard)
+    assert len(agreed) == checks

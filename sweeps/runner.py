@@ -55,8 +55,16 @@ for _name, _value in (
 
 
 def data_key(data: DataConfig) -> str:
-    """Trials share one object-store copy exactly when they read the same prepared split."""
+    """A trial's data as the streaming decision sees it: the prepared split and its setting."""
     return f"{prepared_folder(data, data_dir()).name}-limit{data.limit}-stream-{data.stream}"
+
+
+def copy_key(data: DataConfig, streams: frozenset[str]) -> str:
+    """Trials share one object-store copy exactly when they read the same prepared split the
+    same way (in memory: every split; streamed: val and test), whatever their data.stream
+    setting says (`auto` and `off` both left in memory share theirs)."""
+    way = "streamed" if data_key(data) in streams else "in-memory"
+    return f"{prepared_folder(data, data_dir()).name}-limit{data.limit}-{way}"
 
 
 def largest_object_store(nodes: list[dict] | None = None) -> float:
@@ -92,9 +100,10 @@ def trial_inputs(trials: tuple[Trial, ...], streams: frozenset[str] = frozenset(
     inputs = {}
     for trial in trials:
         cfg = trial.config
-        key = data_key(cfg.data)
+        streamed_train = data_key(cfg.data) in streams
+        key = copy_key(cfg.data, streams)
         if key not in refs:
-            names = EVAL_SPLITS if key in streams else SPLITS
+            names = EVAL_SPLITS if streamed_train else SPLITS
             splits = load_splits(cfg, names)
             train_images[key] = images_to_load(cfg.data, data_dir(), ("train",))
             refs[key] = ray.put(splits)
@@ -102,7 +111,7 @@ def trial_inputs(trials: tuple[Trial, ...], streams: frozenset[str] = frozenset(
         inputs[trial.key] = {
             "trial": trial,
             "data": refs[key],
-            "train_folder": str(prepared_folder(cfg.data, data_dir())) if key in streams else "",
+            "train_folder": str(prepared_folder(cfg.data, data_dir())) if streamed_train else "",
             "flops_per_image": flops_per_image(cfg.model, cfg.data),
         }
     return inputs
@@ -142,8 +151,10 @@ def check_object_store(
     """The sweep's in-memory data (each distinct variant once; val and test only where the
     train split is streamed) must fit one node's object store: every node that runs a trial
     holds a copy. Said before anything is decoded, put or logged."""
-    distinct = {data_key(cfg): cfg for cfg in data}
-    need = sum(split_bytes(c, EVAL_SPLITS if key in streams else ()) for key, c in distinct.items())
+    distinct = {copy_key(cfg, streams): cfg for cfg in data}
+    need = sum(
+        split_bytes(c, EVAL_SPLITS if data_key(c) in streams else ()) for c in distinct.values()
+    )
     store = largest_object_store(nodes)
     if need > store:
         cfg = next(iter(distinct.values()))

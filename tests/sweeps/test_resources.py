@@ -135,3 +135,22 @@ def test_a_streamed_train_split_leaves_only_val_and_test_in_the_object_store(tmp
     assert concurrency(trials, {"CPU": 2.0}) == 2  # 1 CPU each
     assert concurrency(trials, {"CPU": 2.0}, keys) == 1  # 1 + STREAM_CPUS each
     assert STREAM_CPUS == 0.5
+
+
+def test_auto_and_off_left_in_memory_share_one_copy(tmp_path, monkeypatch):
+    from data.config import DataConfig
+    from sweeps.runner import copy_key, data_key, streamed
+    from tests.data import trees
+
+    monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
+    trees.imagefolder_tree(tmp_path / "tree", per_class=20)  # 85 images listed
+    auto = DataConfig(dataset="imagefolder", root=str(tmp_path / "tree"), resolution=256)
+    off = DataConfig(dataset="imagefolder", root=auto.root, resolution=256, stream="off")
+    on = DataConfig(dataset="imagefolder", root=auto.root, resolution=256, stream="on")
+    one_copy = 85 * 3 * 256 * 256
+    streams = streamed([auto, off, on], 1e12)  # auto stays in memory on a large store
+    assert streams == {data_key(on)}
+    assert copy_key(auto, streams) == copy_key(off, streams) != copy_key(on, streams)
+    check_object_store([auto, off], [node(one_copy / 1e9 + 0.001)], streams=streams)
+    with pytest.raises(ResourceError):  # the streamed variant's val and test come on top
+        check_object_store([auto, off, on], [node(one_copy / 1e9 + 0.001)], streams=streams)

@@ -137,7 +137,7 @@ def prepare_row(bench: PrepareBench, alone: float, cpus: float) -> Row:
     Each side is timed after a first pass at 32 px: for Ray it starts the worker processes
     (~2 s each here), in process it pays the decoders' first calls; one-off costs that
     ImageNet's hours of decoding amortise and a second of benchmark would not (a first
-    in-process pass ran 9-30% slower than the next one here). Ray's run also has the driver
+    in-process pass ran 8% and 29% slower than the next one here). Ray's run also has the driver
     writing shards while tasks decode, as in the real `make prepare`: the ratio's bound is the
     CPU count plus that overlap, and a value above the CPU count flags a disturbed anchor."""
     bench.images_per_s("warm-up", px=32)

@@ -33,7 +33,7 @@ from trainers.evaluation import EVAL_SPLITS, load_splits
 from trainers.flops import train_flops_per_image
 from trainers.paths import data_dir, results_dir
 from trainers.steps import steps_per_epoch
-from trainers.streaming import STREAM_CPUS
+from trainers.streaming import RAY_DATA_ENV, STREAM_CPUS
 from trainers.streaming import streams as streams_train
 from trainers.trial import trainable, trial_resources
 
@@ -168,12 +168,17 @@ def check_object_store(
 
 
 def ensure_ray() -> None:
+    """Start or join Ray; every process of this job gets RAY_DATA_ENV (the streamed path's read
+    planning), each variable's value from this environment where it is set (a cluster's
+    workers do not inherit the driver's environment)."""
     if not ray.is_initialized():
+        env = {name: os.environ.get(name, value) for name, value in RAY_DATA_ENV.items()}
         ray.init(
             address=os.environ.get("RAY_ADDRESS"),
             include_dashboard=False,
             configure_logging=False,
             log_to_driver=False,
+            runtime_env={"env_vars": env},
         )
 
 

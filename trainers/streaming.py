@@ -36,6 +36,12 @@ READ_CPUS = 0.25  # each Ray Data read task; STREAM_CPUS per trial are left free
 # memory grew with the split (+1.75-2.0 GB at 200,000 images against +0.15-0.27 GB at 20,000);
 # with two, +0.3 GB, and the 200,000 images streamed as fast (6.5 s against 7.3 s, no training).
 READ_TASKS = 2
+# Ray Data plans every epoch's read anew, and reads the shards' Parquet footers in actors of its
+# own: up to 32 by default, each a fresh process (~107 MiB). On 2 cores they ran beside training
+# at every epoch's start: streamed epochs 2-4 trained at 45-68 images/s with the default, 59-72
+# with one (in memory: ~70). Footers are a few KB a shard; one actor reads them with 128
+# threads. Set for the whole Ray job (`sweeps.runner.ensure_ray`); a value you export wins.
+RAY_DATA_ENV = {"RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1"}
 STREAM_CPUS = 0.5
 SHUFFLE_BATCHES = 4  # the local shuffle buffer holds this many batches of rows
 # Blocks a stream may hold in the object store at once: Ray Data's default budget is a share of

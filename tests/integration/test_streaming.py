@@ -84,3 +84,32 @@ def test_a_streamed_trial_on_one_worker_repeats_bit_for_bit(streamed_sweep):
         for r in (one, again)
     ]  # fmt: skip
     assert curves[0] == curves[1] and len(set(curves[0])) > 1  # the same batches, step by step
+
+
+@pytest.mark.parametrize(("set_by_user", "seen"), [(None, "1"), ("3", "3")])
+def test_the_job_plans_reads_with_one_footer_actor_unless_told_otherwise(
+    ray_session, set_by_user, seen
+):
+    """ensure_ray gives every process of the job RAY_DATA_ENV (Ray Data's footer readers: 32
+    fresh processes by default at every epoch's start); a value in the environment wins."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    name = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+    script = (
+        "import os, ray\n"
+        "from sweeps.runner import ensure_ray\n"
+        "ensure_ray()\n"
+        f"print(ray.get(ray.remote(lambda: os.environ.get({name!r})).remote()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env["RAY_ADDRESS"] = ray_session.get_runtime_context().gcs_address
+    env.pop(name, None)
+    if set_by_user:
+        env[name] = set_by_user
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    assert out.strip().splitlines()[-1] == seen

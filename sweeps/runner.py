@@ -54,9 +54,14 @@ for _name, _value in (
     os.environ.setdefault(_name, _value)
 
 
+def variant_key(data: DataConfig) -> str:
+    """The prepared split a trial reads: its folder and the images taken from it."""
+    return f"{prepared_folder(data, data_dir()).name}-limit{data.limit}"
+
+
 def data_key(data: DataConfig) -> str:
     """A trial's data as the streaming decision sees it: the prepared split and its setting."""
-    return f"{prepared_folder(data, data_dir()).name}-limit{data.limit}-stream-{data.stream}"
+    return f"{variant_key(data)}-stream-{data.stream}"
 
 
 def copy_key(data: DataConfig, streams: frozenset[str]) -> str:
@@ -64,7 +69,7 @@ def copy_key(data: DataConfig, streams: frozenset[str]) -> str:
     same way (in memory: every split; streamed: val and test), whatever their data.stream
     setting says (`auto` and `off` both left in memory share theirs)."""
     way = "streamed" if data_key(data) in streams else "in-memory"
-    return f"{prepared_folder(data, data_dir()).name}-limit{data.limit}-{way}"
+    return f"{variant_key(data)}-{way}"
 
 
 def largest_object_store(nodes: list[dict] | None = None) -> float:

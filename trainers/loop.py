@@ -21,7 +21,7 @@ import ray.train.torch
 import torch
 
 from models.autoencoder import Autoencoder, parameter_counts
-from trainers import audit, checkpoints, fastpath, keys
+from trainers import audit, checkpoints, fastpath, keys, streaming
 from trainers.config import ExperimentConfig, TrainConfig
 from trainers.distributed import agree_min, all_reduce, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
@@ -233,8 +233,6 @@ def in_memory_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
 def streamed_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
     """This rank's share of the epoch's dataset, streamed by Ray Data; masks drawn per batch
     from the seed, the epoch and the rank (`trainers/streaming.py`)."""
-    from trainers import streaming  # Ray Data: imported by streamed trials only
-
     cfg = worker.cfg
     if worker.streams is None:
         worker.streams = streaming.EpochStreams(

@@ -12,6 +12,7 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from trainers import streaming
 from trainers.config import ResourcesConfig
 from trainers.loop import train_loop_per_worker
 
@@ -70,8 +71,6 @@ def run_trial(
     folder = inputs[trial.key]["train_folder"]  # set where the train split is streamed
     datasets = dataset_config = None
     if folder:
-        from trainers import streaming  # Ray Data: imported by streamed trials only
-
         datasets = streaming.train_datasets(cfg.data, folder, cfg.train.seed, cfg.train.epochs)
         dataset_config = streaming.data_config(cfg.train.epochs)
     trainer = TorchTrainer(

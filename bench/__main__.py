@@ -28,7 +28,7 @@ def everything(args: argparse.Namespace) -> list[output.Row]:
     """`make bench`: every row in one run (about 8 minutes here)."""
     import ray
 
-    from sweeps.runner import ensure_ray
+    from sweeps.run.cluster import ensure_ray
 
     rows = data_rows(args.images)
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,14 +47,14 @@ def everything(args: argparse.Namespace) -> list[output.Row]:
 
 
 def streaming(args: argparse.Namespace) -> list[output.Row]:
-    from sweeps.runner import ensure_ray
+    from sweeps.run.cluster import ensure_ray
 
     ensure_ray()
     return streaming_rows()
 
 
 def startup(args: argparse.Namespace) -> list[output.Row]:
-    from sweeps.runner import ensure_ray
+    from sweeps.run.cluster import ensure_ray
 
     ensure_ray()
     return startup_rows(str(store() / "tune"))

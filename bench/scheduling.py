@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from bench.rows import Row
-from sweeps import ablation as ablations
+from sweeps.define import ablation as ablations
 from trainers import tracking
 
 TINY = {"train.epochs": 1, "data.limit": 32, "train.batch_size": 16, "train.log_every": 0}
@@ -140,7 +140,8 @@ def run_load(trials: int, cpus_per_worker: float) -> tuple[list[Row], int]:
     """Run the sweep and measure it; returns the rows and how many trials the table counted."""
     import ray
 
-    from sweeps.runner import concurrency, ensure_ray, run_plan
+    from sweeps.run.cluster import concurrency, ensure_ray
+    from sweeps.run.tuner import run_plan
 
     overrides = TINY | {"resources.cpus_per_worker": cpus_per_worker}
     plan = ablations.plan(load_ablation(trials), overrides)

@@ -16,8 +16,8 @@ import torch
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from bench.rows import Row
-from sweeps import ablation as ablations
-from sweeps.plan import SweepPlan
+from sweeps.define import ablation as ablations
+from sweeps.define.plan import SweepPlan
 from trainers import tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import as_tensor, load_splits
@@ -67,7 +67,7 @@ def plain_sweep(plan: SweepPlan, storage: str) -> float:
 
 def startup_rows(storage: str) -> list[Row]:
     """ovat's `make sweep ABLATION=bottleneck EPOCHS=1` against the plain script."""
-    from sweeps.runner import run_plan
+    from sweeps.run.tuner import run_plan
 
     plan = ablations.plan(ablations.load(ABLATION), {"train.epochs": EPOCHS})
     if len({trial.config.data for trial in plan.trials}) != 1:

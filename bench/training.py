@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from bench.rows import Row
-from sweeps import ablation as ablations
+from sweeps.define import ablation as ablations
 from trainers import tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import as_tensor, load_splits
@@ -101,7 +101,7 @@ def batch_wait_share(overrides: dict, steps: int = 40) -> tuple[float, float]:
 
 def sweep_histories(overrides: dict, seeds: int = 1) -> list[dict[str, list[float]]]:
     """Run a one-value sweep of `seeds` trials; each trial's per-epoch metric histories."""
-    from sweeps.runner import run_plan
+    from sweeps.run.tuner import run_plan
 
     raw = {"vary": {"model.bottleneck": ["vq"]}, "baseline": "vq", "seeds": seeds}
     ablation = ablations.Ablation.from_dict("bench", raw)

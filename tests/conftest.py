@@ -69,7 +69,7 @@ SWEEP_EPOCHS = 2
 
 def tiny_plan(name: str, raw: dict, overrides: dict | None = None, **plan_options):
     """The plan of an ablation built in code, on the `tiny` preset (the debug model)."""
-    from sweeps import ablation as ablations
+    from sweeps.define import ablation as ablations
 
     ablation = ablations.Ablation.from_dict(name, {"preset": "tiny", **raw})
     return ablations.plan(ablation, overrides, **plan_options)
@@ -82,8 +82,8 @@ def trials_sweep(folder: Path, name: str, trials: tuple, vary: str, baseline: st
     value)."""
     import mlflow
 
-    from sweeps.plan import SweepPlan
-    from sweeps.runner import run_plan
+    from sweeps.define.plan import SweepPlan
+    from sweeps.run.tuner import run_plan
 
     plan = SweepPlan(
         name=name,
@@ -113,7 +113,7 @@ def pair_sweep(ray_session, tmp_path_factory):
     per trial runs all four at once on 2 CPUs, each logging its loss at every step to SQLite."""
     import mlflow
 
-    from sweeps.runner import run_plan
+    from sweeps.run.tuner import run_plan
 
     folder = tmp_path_factory.mktemp("sweep")
     overrides = {

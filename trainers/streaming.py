@@ -40,7 +40,7 @@ READ_TASKS = 2
 # own: up to 32 by default, each a fresh process (~107 MiB). On 2 cores they ran beside training
 # at every epoch's start: streamed epochs 2-4 trained at 45-68 images/s with the default, 59-72
 # with one (in memory: ~70). Footers are a few KB a shard; one actor reads them with 128
-# threads. Set for the whole Ray job (`sweeps.runner.ensure_ray`); a value you export wins.
+# threads. Set for the whole Ray job (`sweeps.run.cluster.ensure_ray`); a value you export wins.
 RAY_DATA_ENV = {"RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1"}
 STREAM_CPUS = 0.5
 SHUFFLE_BATCHES = 4  # the local shuffle buffer holds this many batches of rows

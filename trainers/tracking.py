@@ -1,6 +1,6 @@
 """Every MLflow call ovat makes, in one place.
 
-Only the sweep driver process writes to MLflow (see `sweeps.mlflow_callback`): trials report
+Only the sweep driver process writes to MLflow (see `sweeps.run.mlflow_callback`): trials report
 to Tune and the driver logs for them, so concurrent trials never contend for the SQLite store.
 """
 

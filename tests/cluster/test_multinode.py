@@ -43,8 +43,8 @@ def test_probe_spreads_same_seed_reruns_over_nodes_and_checkpoints_to_shared_sto
 ):
     import mlflow
 
-    from sweeps.probe import run_probe
-    from sweeps.runner import run_plan
+    from sweeps.run.probe import run_probe
+    from sweeps.run.tuner import run_plan
     from tests.conftest import tiny_plan
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")

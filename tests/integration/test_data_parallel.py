@@ -5,7 +5,7 @@ forever in a collective)."""
 
 import pytest
 
-from sweeps.plan import Trial
+from sweeps.define.plan import Trial
 from tests.conftest import trials_sweep
 from trainers.followups import evaluate_run
 from trainers.presets import preset

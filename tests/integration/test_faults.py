@@ -12,7 +12,7 @@ import threading
 import mlflow
 import pytest
 
-from sweeps.runner import run_plan
+from sweeps.run.tuner import run_plan
 from tests.conftest import tiny_plan
 
 pytestmark = pytest.mark.integration

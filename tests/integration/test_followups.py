@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sweeps.publish import rebuild
+from sweeps.publish.summary import rebuild
 from trainers.followups import evaluate_run, finetune_run, transplant_run
 
 pytestmark = pytest.mark.integration

@@ -35,14 +35,14 @@ def test_the_groups_protocol_is_refused_here_in_one_line_before_anything_is_writ
 def test_a_sweep_that_fails_before_its_trials_ends_its_run_failed_with_the_reason(
     ray_session, workspace, monkeypatch
 ):
-    import sweeps.runner
+    import sweeps.run.tuner
 
     def put_fails(trials, streams=frozenset()):
         raise MemoryError("ray.put: object store full")
 
-    monkeypatch.setattr(sweeps.runner, "trial_inputs", put_fails)
+    monkeypatch.setattr(sweeps.run.tuner, "trial_inputs", put_fails)
     with pytest.raises(MemoryError):
-        sweeps.runner.run_plan(tiny_plan("broken", {"vary": {"model.bottleneck": ["vq"]}}))
+        sweeps.run.tuner.run_plan(tiny_plan("broken", {"vary": {"model.bottleneck": ["vq"]}}))
     [parent] = runs(workspace)
     assert parent.info.status == "FAILED"
     assert parent.data.tags["ovat.error"] == "MemoryError: ray.put: object store full"

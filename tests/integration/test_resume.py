@@ -23,7 +23,7 @@ from data.config import DataConfig
 from data.registry import prepared_folder
 from data.shards import MANIFEST
 from sweeps.cli import main
-from sweeps.publish import rebuild
+from sweeps.publish.summary import rebuild
 from tests.conftest import ROOT
 from trainers.paths import data_dir
 

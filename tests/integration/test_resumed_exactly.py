@@ -14,7 +14,7 @@ import threading
 import mlflow
 import pytest
 
-from sweeps.plan import Trial
+from sweeps.define.plan import Trial
 from tests.conftest import trials_sweep
 from trainers.presets import preset
 

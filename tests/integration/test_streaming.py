@@ -8,7 +8,7 @@ import pytest
 
 from data.registry import prepared_folder
 from data.shards import read_manifest
-from sweeps.plan import Trial
+from sweeps.define.plan import Trial
 from tests.conftest import trials_sweep
 from trainers.paths import data_dir
 from trainers.presets import preset
@@ -101,7 +101,7 @@ def test_the_job_plans_reads_with_one_footer_actor_unless_told_otherwise(
     name = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
     script = (
         "import os, ray\n"
-        "from sweeps.runner import ensure_ray\n"
+        "from sweeps.run.cluster import ensure_ray\n"
         "ensure_ray()\n"
         f"print(ray.get(ray.remote(lambda: os.environ.get({name!r})).remote()))\n"
     )

@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.scheduling import fixed_cost_row, scheduling_rows, trial_times
-from sweeps.publish import rebuild
+from sweeps.publish.summary import rebuild
 from tests.conftest import SWEEP_EPOCHS as EPOCHS
 from trainers.config import ExperimentConfig
 from trainers.evaluation import load_splits

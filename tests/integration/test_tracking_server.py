@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeps.outbox import OUTBOX_FILE, REJECTED_FILE
-from sweeps.publish import rebuild
-from sweeps.runner import run_plan
+from sweeps.publish.summary import rebuild
+from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE
+from sweeps.run.tuner import run_plan
 from tests.conftest import tiny_plan
 
 pytestmark = pytest.mark.integration

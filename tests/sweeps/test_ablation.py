@@ -1,7 +1,7 @@
 import pytest
 
-from sweeps import ablation as ablations
-from sweeps.ablation import Ablation, AblationError
+from sweeps.define import ablation as ablations
+from sweeps.define.ablation import Ablation, AblationError
 from trainers.config import ExperimentConfig
 
 

@@ -112,11 +112,12 @@ def test_unwritable_results_folder_is_named(workspace):
 def no_ray(monkeypatch):
     """Fails the test if the command tries to start or join Ray (whether or not the session's
     integration tests already have a Ray instance up in this process)."""
-    import sweeps.runner
+    import sweeps.run.cluster
+    import sweeps.run.tuner
 
     calls = []
-    monkeypatch.setattr(sweeps.runner, "ensure_ray", lambda: calls.append("ensure_ray"))
-    monkeypatch.setattr(sweeps.runner, "run_plan", lambda *a, **k: calls.append("run_plan"))
+    monkeypatch.setattr(sweeps.run.cluster, "ensure_ray", lambda: calls.append("ensure_ray"))
+    monkeypatch.setattr(sweeps.run.tuner, "run_plan", lambda *a, **k: calls.append("run_plan"))
     return calls
 
 
@@ -193,14 +194,14 @@ def test_plan_of_a_file_with_a_repeated_value_is_one_clear_error(workspace, caps
 def test_the_sweep_command_parses_the_config_once_and_hands_the_plan_down(
     workspace, capsys, monkeypatch
 ):
-    import sweeps.runner
+    import sweeps.run.tuner
     from trainers import config
 
     parsed, handed = [], []
     real = config.parse_key
     monkeypatch.setattr(config, "parse_key", lambda k, v: parsed.append(k) or real(k, v))
-    monkeypatch.setattr(sweeps.runner, "run_plan", lambda plan, **_: handed.append(plan))
-    monkeypatch.setattr("sweeps.cli.preflight", lambda data=(): None)
+    monkeypatch.setattr(sweeps.run.tuner, "run_plan", lambda plan, **_: handed.append(plan))
+    monkeypatch.setattr("sweeps.cli.sweep.preflight", lambda data=(): None)
     with pytest.raises(AttributeError):  # the stand-in returns no ranking to print
         main(["sweep", "bottleneck", "--set", "train.lr=1e-3", "--seeds", "2"])
     assert parsed.count("train.lr") == 1  # from the command line to every trial's config

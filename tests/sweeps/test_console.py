@@ -1,9 +1,9 @@
-"""sweeps/console.py: libraries' output goes to the sweep's log, and everything is put back."""
+"""sweeps/run/console.py: libraries' output goes to the sweep's log, and everything is put back."""
 
 import logging
 import os
 
-from sweeps.console import QUIET_ENV, quiet
+from sweeps.run.console import QUIET_ENV, quiet
 
 
 def test_library_logs_go_to_the_file_and_the_environment_is_restored(tmp_path, monkeypatch, capfd):

@@ -2,7 +2,7 @@
 (no Ray instance: only the keys the runner would use), and the FLOPs the driver counts once per
 model and data config instead of every trial counting them at start-up."""
 
-from sweeps.runner import data_key, flops_per_image
+from sweeps.run.inputs import data_key, flops_per_image
 from trainers.config import ExperimentConfig
 from trainers.flops import train_flops_per_image
 

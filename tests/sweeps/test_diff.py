@@ -3,8 +3,9 @@
 
 import pytest
 
-from sweeps.diff import diff, resolve
-from sweeps.publish import rebuild
+from sweeps.publish.diff import diff
+from sweeps.publish.records import resolve
+from sweeps.publish.summary import rebuild
 from tests.sweeps.test_publish import fake_sweep
 from trainers import tracking
 

@@ -8,7 +8,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from sweeps.outbox import OUTBOX_FILE, REJECTED_FILE, Outbox
+from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE, Outbox
 from trainers import tracking
 
 KEY_TAGS = {"ovat.sweep_id": "s1", "ovat.trial_key": "vq/s0"}

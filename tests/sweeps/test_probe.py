@@ -1,6 +1,6 @@
 import pytest
 
-from sweeps.probe import (
+from sweeps.run.probe import (
     ACROSS,
     DETERMINISTIC,
     SAME,
@@ -45,7 +45,7 @@ def test_summary_counts_identical_reruns_and_compares_variances():
 
 
 def test_probe_needs_two_repeats(workspace):
-    from sweeps.probe import run_probe
+    from sweeps.run.probe import run_probe
     from trainers.config import ConfigError
 
     with pytest.raises(ConfigError, match="REPEATS must be >= 2"):

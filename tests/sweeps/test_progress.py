@@ -3,7 +3,7 @@ the rate at which trials have finished so far."""
 
 import io
 
-from sweeps.progress import CLEAR, TrialProgress, duration
+from sweeps.run.progress import CLEAR, TrialProgress, duration
 from tests.conftest import tiny_plan
 
 

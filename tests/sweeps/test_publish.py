@@ -2,7 +2,7 @@
 
 import pytest
 
-from sweeps.publish import UnknownSweep, rebuild
+from sweeps.publish.summary import UnknownSweep, rebuild
 from trainers import tracking
 
 
@@ -65,7 +65,7 @@ def test_the_sweeps_run_reads_as_its_ranking(workspace):
 def test_the_leaderboard_link_uses_the_address_a_person_opens(workspace, monkeypatch):
     """In compose the code reaches the server as http://mlflow:5000; a browser on the host
     opens the published port, which OVAT_UI_URL names."""
-    from sweeps import leaderboard
+    from sweeps.publish import leaderboard
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert leaderboard.served() and leaderboard.ui_base() == "http://mlflow:5000"
@@ -80,7 +80,7 @@ def test_the_leaderboard_link_uses_the_address_a_person_opens(workspace, monkeyp
 def test_the_leaderboard_is_a_saved_view_of_the_sweeps_trials_best_first(workspace, monkeypatch):
     import json
 
-    from sweeps import leaderboard
+    from sweeps.publish import leaderboard
 
     monkeypatch.setenv("OVAT_UI_PORT", "5123")
     fake_sweep("pair-a", {"vq": [0.02]})

@@ -4,7 +4,9 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from sweeps.ranking import TrialRow, rank, to_markdown, write
+from sweeps.judge.ranking import TrialRow, rank
+from sweeps.judge.table import to_markdown
+from sweeps.publish.files import write
 
 
 def row(value, seed, loss, total=100, bottleneck=10):

@@ -6,8 +6,9 @@ import mlflow
 import torch
 
 from models.autoencoder import Autoencoder
-from sweeps import ranking
-from sweeps.registry import register_best
+from sweeps.judge import ranking
+from sweeps.publish.records import trial_rows
+from sweeps.publish.registry import register_best
 from tests.conftest import tiny_config
 from trainers import checkpoints, tracking
 
@@ -31,7 +32,7 @@ def test_the_best_trials_model_is_registered_and_loads_in_one_call(workspace, tm
     parent = tracking.start_run("ovat-reg", "s", {"ovat.sweep_id": "s", "ovat.role": "sweep"})
     best = trial_with_checkpoint(tmp_path, "ffn", 0.01, parent)
     trial_with_checkpoint(tmp_path, "vq", 0.02, parent)
-    table = ranking.rank(ranking.trial_rows("s"), baseline="vq")
+    table = ranking.rank(trial_rows("s"), baseline="vq")
     uri = register_best(table, "s", parent, "reg")
     assert uri == "models:/ovat-reg/1"
     mlflow.set_tracking_uri(tracking.tracking_uri())

@@ -2,9 +2,9 @@
 
 import pytest
 
-from sweeps import ablation as ablations
+from sweeps.define import ablation as ablations
 from sweeps.errors import ResourceError
-from sweeps.runner import check_object_store, concurrency
+from sweeps.run.cluster import check_object_store, concurrency
 from tests.conftest import tiny_plan
 from trainers.config import ExperimentConfig
 from trainers.trial import scaling_config, trial_resources
@@ -112,7 +112,7 @@ def test_data_that_does_not_fit_the_object_store_is_refused_naming_the_fixes(tmp
 
 def test_a_streamed_train_split_leaves_only_val_and_test_in_the_object_store(tmp_path, monkeypatch):
     from data.config import DataConfig
-    from sweeps.runner import data_key, streamed
+    from sweeps.run.inputs import data_key, streamed
     from tests.data import trees
     from trainers.streaming import STREAM_CPUS
 
@@ -139,7 +139,7 @@ def test_a_streamed_train_split_leaves_only_val_and_test_in_the_object_store(tmp
 
 def test_auto_and_off_left_in_memory_share_one_copy(tmp_path, monkeypatch):
     from data.config import DataConfig
-    from sweeps.runner import copy_key, data_key, streamed
+    from sweeps.run.inputs import copy_key, data_key, streamed
     from tests.data import trees
 
     monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sweeps.stability import (
+from sweeps.judge.stability import (
     bootstrap_ranks,
     pooled_std,
     seeds_needed,

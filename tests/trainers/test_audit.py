@@ -3,7 +3,7 @@ import torch
 
 from data.config import DataConfig
 from models.autoencoder import Autoencoder
-from sweeps.ranking import TrialRow, rank
+from sweeps.judge.ranking import TrialRow, rank
 from tests.conftest import tiny_model
 from trainers import audit
 from trainers.config import ConfigError, ExperimentConfig

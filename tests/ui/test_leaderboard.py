@@ -28,7 +28,7 @@ SETTLE_MS = 8000  # the UI fetches runs, then renders the grid
 @pytest.fixture(scope="module")
 def sweep_in_the_ui(ray_session, tmp_path_factory):
     """A 3-value sweep of the tiny model, then `mlflow ui` serving its store."""
-    from sweeps.runner import run_plan
+    from sweeps.run.tuner import run_plan
 
     folder = tmp_path_factory.mktemp("ui")
     uri, port = f"sqlite:///{folder}/mlflow.db", free_port()
@@ -117,7 +117,7 @@ def screenshot(page, name: str) -> None:
 
 
 def test_the_experiment_opens_on_its_runs_not_the_genai_overview(sweep_in_the_ui, chromium):
-    from sweeps import leaderboard
+    from sweeps.publish import leaderboard
 
     published, client, _ = sweep_in_the_ui
     experiment = client.get_experiment_by_name("ovat-ui")
@@ -151,7 +151,7 @@ def test_the_printed_leaderboard_lists_the_sweeps_trials_best_first(sweep_in_the
 
 
 def test_the_sweeps_run_page_shows_the_ranking(sweep_in_the_ui, chromium):
-    from sweeps import leaderboard
+    from sweeps.publish import leaderboard
 
     published, client, _ = sweep_in_the_ui
     [sweep] = client.search_runs(

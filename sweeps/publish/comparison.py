@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from sweeps.ranking import RankRow, TrialRow
+from sweeps.judge.ranking import RankRow, TrialRow
 from trainers import tracking
 from trainers.keys import PREVIEW_FILE
 from trainers.previews import grid_row

@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sweeps.ranking import RankRow, TrialRow
+from sweeps.judge.ranking import RankRow, TrialRow
 
 
 def strip_plot(ranking: list[RankRow], rows: list[TrialRow], path: Path, title: str) -> Path:

@@ -15,12 +15,12 @@ import ray.tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from data.registry import identity
-from sweeps.outbox import Outbox
+from sweeps.run.outbox import Outbox
 from trainers import keys
 from trainers.paths import data_dir
 
 if TYPE_CHECKING:  # the driver's callbacks read the plan; they never import torch themselves
-    from sweeps.plan import SweepPlan
+    from sweeps.define.plan import SweepPlan
 
 SKIP = set(AUTO_RESULT_KEYS) | {
     keys.EPOCH,

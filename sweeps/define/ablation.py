@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
-from sweeps.plan import SweepPlan, Trial
+from sweeps.define.plan import SweepPlan, Trial
 from trainers.config import ConfigError, ExperimentConfig, parse_key
 from trainers.presets import preset_overrides
 
-ABLATIONS_DIR = Path(__file__).parent / "ablations"
+ABLATIONS_DIR = Path(__file__).parents[1] / "ablations"
 KEYS = {"description", "preset", "base", "vary", "baseline", "seeds", "probe"}
 PROBE_KEYS = {"repeats", "deterministic"}
 BASE_LABEL = "base"  # the label of the unchanged base when several settings vary

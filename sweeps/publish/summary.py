@@ -8,10 +8,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweeps import leaderboard, ranking
-from sweeps.comparison import comparison
 from sweeps.errors import UnknownSweep
-from sweeps.plot import strip_plot
+from sweeps.judge import ranking
+from sweeps.judge.table import summary_markdown
+from sweeps.publish import leaderboard
+from sweeps.publish.comparison import comparison
+from sweeps.publish.diff import pooled_differences
+from sweeps.publish.files import write
+from sweeps.publish.followups import followups, followups_markdown
+from sweeps.publish.plot import strip_plot
+from sweeps.publish.records import sweep_run, trial_rows
 from trainers import keys, tracking
 from trainers.paths import results_dir
 
@@ -51,18 +57,6 @@ class Published:
     model: str = ""  # models:/ovat-<ablation>/<version>, the best trial's model (at sweep end)
 
 
-def sweep_run(sweep_id: str):
-    if sweep_id == "latest":
-        sweep_id = tracking.latest_sweep_id() or ""
-    runs = tracking.sweep_runs(sweep_id, keys.ROLE_SWEEP) if sweep_id else []
-    if not runs:
-        raise UnknownSweep(
-            f"no sweep {sweep_id or 'latest'!r} in {tracking.tracking_uri()}; "
-            "run `make sweep` first or pass SWEEP=<sweep id>"
-        )
-    return runs[-1]
-
-
 def publish(
     sweep_ids: list[str], parent_run_ids: list[str], ablation: str, baseline: str
 ) -> Published:
@@ -70,14 +64,14 @@ def publish(
 
     Several sweep ids (reruns added later) pool their trials into one table.
     """
-    rows = [row for sweep_id in sweep_ids for row in ranking.trial_rows(sweep_id)]
+    rows = [row for sweep_id in sweep_ids for row in trial_rows(sweep_id)]
     table = ranking.rank(rows, baseline)
     name = "+".join(sweep_ids)
     title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
     folder = results_dir() / name
-    later = ranking.followups({r.run_id: r.run_name for r in rows})
+    later = followups({r.run_id: r.run_name for r in rows})
     trust = ranking.trust_text(rows, table)
-    paths = ranking.write(table, folder, title, ranking.followups_markdown(later), trust)
+    paths = write(table, folder, title, followups_markdown(later), trust)
     paths["plot"] = strip_plot(table, rows, folder / "test_loss.png", title)
     picture = comparison(table, rows, folder / "reconstructions.png")
     if picture is not None:
@@ -86,7 +80,7 @@ def publish(
     for parent in parent_run_ids:
         for path in paths.values():
             tracking.log_artifact(parent, path)
-        summarize(parent, table, ranking.summary_markdown(table, title))
+        summarize(parent, table, summary_markdown(table, title))
     (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
     experiment = tracking.client().get_run(parent_run_ids[-1]).info.experiment_id
     view = leaderboard.publish_view(sweep_ids[-1], tracking.experiment_name(experiment))
@@ -125,8 +119,6 @@ def rebuild(sweep_ids: str = "latest") -> Published:
     runs = [sweep_run(s.strip()) for s in sweep_ids.split(",") if s.strip()]
     shared_base(runs)
     if len(runs) > 1:  # pooled seeds must be comparable: say what else differs
-        from sweeps.diff import pooled_differences
-
         ids = [r.data.tags[keys.SWEEP_ID] for r in runs]
         for line in pooled_differences(ids):
             print(f"ovat: warning: pooled sweeps differ: {line}", file=sys.stderr)

@@ -9,7 +9,8 @@ import numpy as np
 
 from models.autoencoder import Autoencoder
 from models.export import Reconstructor
-from sweeps import ranking
+from sweeps.judge.ranking import RankRow
+from sweeps.publish.records import trial_rows
 from trainers import checkpoints, keys, tracking
 
 
@@ -17,16 +18,14 @@ def model_name(ablation: str) -> str:
     return f"ovat-{ablation}"
 
 
-def register_best(table: list[ranking.RankRow], sweep_id: str, run_id: str, ablation: str) -> str:
+def register_best(table: list[RankRow], sweep_id: str, run_id: str, ablation: str) -> str:
     """Log the best trial's model on the sweep's run, register it, and return its URI
     (models:/<name>/<version>); "" when no trial finished."""
     finished = [row for row in table if row.n]
     if not finished:
         return ""
     best = finished[0].value
-    trials = [
-        t for t in ranking.trial_rows(sweep_id) if t.value == best and not math.isnan(t.test_loss)
-    ]
+    trials = [t for t in trial_rows(sweep_id) if t.value == best and not math.isnan(t.test_loss)]
     trial = min(trials, key=lambda t: t.test_loss)
     with tempfile.TemporaryDirectory() as scratch:
         folder = tracking.download_checkpoint(trial.run_id, Path(scratch))

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import ray
 
-from sweeps import ablation as ablations
-from sweeps.plan import SweepPlan, Trial
-from sweeps.runner import ensure_ray, run_plan
+from sweeps.define import ablation as ablations
+from sweeps.define.plan import SweepPlan, Trial
+from sweeps.run.cluster import ensure_ray
+from sweeps.run.tuner import run_plan
 from trainers import keys, tracking
 from trainers.config import ConfigError, ExperimentConfig, valid_keys
 from trainers.paths import results_dir

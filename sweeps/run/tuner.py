@@ -1,41 +1,31 @@
 """The sweep: a plan -> Ray Tune (one TorchTrainer per trial) -> MLflow -> ranking.
 
-The plan arrives built and checked (`sweeps.ablation.plan`, before Ray starts): a typo costs a
+The plan arrives built and checked (`sweeps.define.ablation.plan`, before Ray starts): a typo costs a
 second, not a cluster start-up, and every trial carries the parsed config it trains with.
 """
 
 import contextlib
 import dataclasses
-import functools
-import math
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import ray
 import ray.tune
 
-from data.config import DataConfig
-from data.registry import images_to_load, prepared_folder
-from data.splits import SPLITS
-from sweeps.errors import ResourceError, ResumeError, SweepInterrupted
-from sweeps.mlflow_callback import MlflowTrialLogger
-from sweeps.outbox import Outbox
-from sweeps.plan import SweepPlan, Trial, new_sweep_id
-from sweeps.progress import TrialProgress
-from sweeps.publish import Published, publish
-from sweeps.registry import register_best
+from sweeps.define.plan import SweepPlan, new_sweep_id
+from sweeps.errors import ResumeError, SweepInterrupted
+from sweeps.publish.registry import register_best
+from sweeps.publish.summary import Published, publish
+from sweeps.run.cluster import check_object_store, concurrency, ensure_ray, largest_object_store
+from sweeps.run.inputs import streamed, trial_inputs
+from sweeps.run.mlflow_callback import MlflowTrialLogger
+from sweeps.run.outbox import Outbox
+from sweeps.run.progress import TrialProgress
+from sweeps.run.signals import stop_signals_as_interrupt
 from trainers import keys, tracking
-from trainers.evaluation import EVAL_SPLITS, load_splits
-from trainers.flops import train_flops_per_image
-from trainers.paths import data_dir, results_dir
-from trainers.steps import steps_per_epoch
-from trainers.streaming import RAY_DATA_ENV, STREAM_CPUS
-from trainers.streaming import streams as streams_train
-from trainers.trial import trainable, trial_resources
+from trainers.paths import results_dir
+from trainers.trial import trainable
 
 PLAN_FILE = "plan.json"  # results/<sweep_id>/plan.json: what a resume needs besides Tune's state
 # Tune snapshots its experiment state at most this often (default: >= 10 s); a driver killed
@@ -52,139 +42,6 @@ for _name, _value in (
     ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
 ):
     os.environ.setdefault(_name, _value)
-
-
-def variant_key(data: DataConfig) -> str:
-    """The prepared split a trial reads: its folder and the images taken from it."""
-    return f"{prepared_folder(data, data_dir()).name}-limit{data.limit}"
-
-
-def data_key(data: DataConfig) -> str:
-    """A trial's data as the streaming decision sees it: the prepared split and its setting."""
-    return f"{variant_key(data)}-stream-{data.stream}"
-
-
-def copy_key(data: DataConfig, streams: frozenset[str]) -> str:
-    """Trials share one object-store copy exactly when they read the same prepared split the
-    same way (in memory: every split; streamed: val and test), whatever their data.stream
-    setting says (`auto` and `off` both left in memory share theirs)."""
-    way = "streamed" if data_key(data) in streams else "in-memory"
-    return f"{variant_key(data)}-{way}"
-
-
-def largest_object_store(nodes: list[dict] | None = None) -> float:
-    nodes = ray.nodes() if nodes is None else nodes
-    stores = [n["Resources"].get("object_store_memory", 0) for n in nodes if n["Alive"]]
-    return max(stores, default=0)
-
-
-def split_bytes(data: DataConfig, splits: tuple[str, ...] = ()) -> int:
-    return images_to_load(data, data_dir(), splits) * 3 * data.resolution**2
-
-
-def streamed(data: list[DataConfig], store: float) -> frozenset[str]:
-    """The data keys whose train split is streamed (data.stream: on, or auto and too large);
-    each distinct variant is counted once (a layout not yet prepared is listed to count it)."""
-    distinct = {data_key(d): d for d in data}
-    return frozenset(
-        key for key, d in distinct.items() if streams_train(d, split_bytes(d, ("train",)), store)
-    )
-
-
-# Counted once per model and data config in the driver, not at every trial's start-up: a count
-# runs a CPU forward and backward at full resolution (0.17 s at 32 px, 0.83 s at 256 px here).
-flops_per_image = functools.cache(train_flops_per_image)
-
-
-def trial_inputs(trials: tuple[Trial, ...], streams: frozenset[str] = frozenset()) -> dict:
-    """Per trial key: the trial, its data in the object store (each distinct variant prepared
-    and put once per sweep; val and test only where the train split is streamed, with the
-    prepared folder to stream it from) and its FLOPs per image."""
-    refs: dict[str, ray.ObjectRef] = {}
-    train_images: dict[str, int] = {}
-    inputs = {}
-    for trial in trials:
-        cfg = trial.config
-        streamed_train = data_key(cfg.data) in streams
-        key = copy_key(cfg.data, streams)
-        if key not in refs:
-            names = EVAL_SPLITS if streamed_train else SPLITS
-            splits = load_splits(cfg, names)
-            train_images[key] = images_to_load(cfg.data, data_dir(), ("train",))
-            refs[key] = ray.put(splits)
-        steps_per_epoch(train_images[key], cfg.train.batch_size, cfg.resources.workers)
-        inputs[trial.key] = {
-            "trial": trial,
-            "data": refs[key],
-            "train_folder": str(prepared_folder(cfg.data, data_dir())) if streamed_train else "",
-            "flops_per_image": flops_per_image(cfg.model, cfg.data),
-        }
-    return inputs
-
-
-def concurrency(
-    trials: tuple[Trial, ...], available: dict | None = None, streams: frozenset[str] = frozenset()
-) -> int:
-    """How many trials fit on the cluster at once (e.g. 0.25 GPU per trial: four per GPU); an
-    error naming the shortfall if one never fits. With trials of several sizes the largest
-    decides: Tune's cap is one number, and it must never admit more trials than fit. A trial
-    whose train split is streamed counts STREAM_CPUS more, left free for its Ray Data reads
-    (trials would otherwise take every CPU and starve their own input)."""
-    available = ray.cluster_resources() if available is None else available
-    needs = set()
-    for t in trials:
-        need = trial_resources(t.config.resources)
-        if data_key(t.config.data) in streams:
-            need["CPU"] = need.get("CPU", 0) + STREAM_CPUS
-        needs.add(tuple(sorted(need.items())))
-    fits = []
-    for need in needs:
-        short = [(r, a) for r, a in need if available.get(r, 0) < a]
-        if short:
-            wants = " and ".join(f"{a:g} {r}" for r, a in short)
-            has = " and ".join(f"{available.get(r, 0):g} {r}" for r, _ in short)
-            raise ResourceError(
-                f"one trial needs {wants} but the cluster has {has}; lower resources.* or add nodes"
-            )
-        fits.append(min(math.floor(available[r] / a + 1e-9) for r, a in need))
-    return max(1, min(fits))
-
-
-def check_object_store(
-    data: list[DataConfig], nodes: list[dict] | None = None, streams: frozenset[str] = frozenset()
-) -> None:
-    """The sweep's in-memory data (each distinct variant once; val and test only where the
-    train split is streamed) must fit one node's object store: every node that runs a trial
-    holds a copy. Said before anything is decoded, put or logged."""
-    distinct = {copy_key(cfg, streams): cfg for cfg in data}
-    need = sum(
-        split_bytes(c, EVAL_SPLITS if data_key(c) in streams else ()) for c in distinct.values()
-    )
-    store = largest_object_store(nodes)
-    if need > store:
-        cfg = next(iter(distinct.values()))
-        raise ResourceError(
-            f"the sweep's data ({need / 1e9:.3g} GB of uint8 pixels: {cfg.dataset} at "
-            f"{cfg.resolution} px) does not fit in Ray's object store ({store / 1e9:.3g} GB on "
-            "the largest node): lower RES= (data.resolution), set data.limit=<images per split>, "
-            "stream the train split from disk (data.stream=on), or give the nodes more "
-            "object-store memory (ray start --object-store-memory)"
-        )
-
-
-def ensure_ray() -> None:
-    """Start or join Ray; every process of this job gets RAY_DATA_ENV (the streamed path's read
-    planning), each variable's value from this environment where it is set (a cluster's
-    workers do not inherit the driver's environment)."""
-    if not ray.is_initialized():
-        env = {name: os.environ.get(name, value) for name, value in RAY_DATA_ENV.items()}
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS"),
-            include_dashboard=False,
-            configure_logging=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": env},
-        )
 
 
 def plan_path(sweep_id: str) -> Path:
@@ -335,36 +192,6 @@ def unfinished_sweep(name: str) -> str:
     if not open_ones:
         raise ResumeError(f"no unfinished sweep of {name!r} in {tracking.tracking_uri()}")
     return open_ones[-1].data.tags[keys.SWEEP_ID]
-
-
-# Tune's own Ctrl-C handler would stop the run without telling us; ours (below) does the same
-# through Tune's SIGUSR1 handler and remembers that the sweep was stopped.
-os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and a scheduler's or `kill`'s stop
-
-
-@contextlib.contextmanager
-def stop_signals_as_interrupt() -> Iterator[threading.Event]:
-    """Ctrl-C and SIGTERM take Tune's graceful path (state saved, running trials stopped,
-    `fit` returns) and set the event: a trial stopped that way must not count as finished or
-    failed. A second Ctrl-C during the shutdown is a KeyboardInterrupt."""
-    stopped = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stopped
-        return
-
-    def stop(signum, frame):
-        if stopped.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stopped.set()
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop
-
-    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
-    try:
-        yield stopped
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def run_tuner(tuner, plan: SweepPlan, sweep_id: str, parent: str) -> Published:

@@ -1,0 +1,62 @@
+"""`ovat rank`, `ovat diff`, `ovat leaderboard`: a finished sweep read back from MLflow."""
+
+import argparse
+import os
+
+from sweeps.cli.common import Command, shown
+from trainers import keys, tracking
+
+
+def cmd_rank(args: argparse.Namespace) -> None:
+    from sweeps.publish.summary import rebuild
+
+    published = rebuild(args.sweep)
+    print(published.markdown)
+    print(f"ovat: leaderboard: {published.leaderboard}")
+
+
+def cmd_diff(args: argparse.Namespace) -> None:
+    from sweeps.publish.diff import diff
+
+    text, path = diff(args.a, args.b)
+    print(text)
+    print(f"ovat: wrote {shown(path)} and attached it to {args.b}'s sweep run")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    """`make ui` starts with this line: the newest sweep's leaderboard, or SWEEP's."""
+    from sweeps.publish import leaderboard
+    from sweeps.publish.records import sweep_run
+
+    if args.port:
+        os.environ["OVAT_UI_PORT"] = args.port
+    run = sweep_run(args.sweep)
+    experiment = tracking.experiment_name(run.info.experiment_id)
+    link = leaderboard.publish_view(run.data.tags[keys.SWEEP_ID], experiment)
+    print(f"ovat: leaderboard: {link}")
+
+
+def rank_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
+
+
+def diff_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("a", help="sweep id, 'latest' or 'previous'")
+    command.add_argument("b", help="sweep id, 'latest' or 'previous'")
+
+
+def leaderboard_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
+    command.add_argument("--port", help="the port `make ui` serves on (default 5000)")
+
+
+COMMANDS = (
+    Command("rank", "rebuild a sweep's ranking table from MLflow", rank_options, cmd_rank),
+    Command("diff", "what changed between two sweeps, value by value", diff_options, cmd_diff),
+    Command(
+        "leaderboard",
+        "print the MLflow UI link of a sweep's ranking",
+        leaderboard_options,
+        cmd_leaderboard,
+    ),
+)

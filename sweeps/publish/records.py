@@ -1,0 +1,95 @@
+"""A sweep's records read back from MLflow: its runs, and its trials as ranking rows."""
+
+import math
+from dataclasses import dataclass
+
+from sweeps.errors import UnknownSweep
+from sweeps.judge.ranking import TrialRow
+from trainers import keys, tracking
+
+
+def trial_rows(sweep_id: str) -> list[TrialRow]:
+    rows = []
+    for run in tracking.sweep_runs(sweep_id):
+        tags, metrics = run.data.tags, run.data.metrics
+        rows.append(
+            TrialRow(
+                value=tags.get(keys.VALUE, "?"),
+                seed=int(tags.get(keys.SEED, -1)),
+                run_name=run.info.run_name,
+                status=run.info.status,
+                test_loss=metrics.get(keys.TEST_LOSS, math.nan),
+                params_total=int(metrics.get(keys.PARAMS_TOTAL, 0)),
+                params_bottleneck=int(metrics.get(keys.PARAMS_BOTTLENECK, 0)),
+                fingerprint=tags.get(keys.FINGERPRINT, ""),
+                untrained=tags.get(keys.UNTRAINED, ""),
+                frozen_changed=tags.get(keys.FROZEN_CHANGED, ""),
+                run_id=run.info.run_id,
+                error=tags.get(keys.ERROR, ""),
+            )
+        )
+    return rows
+
+
+def sweep_run(sweep_id: str):
+    if sweep_id == "latest":
+        sweep_id = tracking.latest_sweep_id() or ""
+    runs = tracking.sweep_runs(sweep_id, keys.ROLE_SWEEP) if sweep_id else []
+    if not runs:
+        raise UnknownSweep(
+            f"no sweep {sweep_id or 'latest'!r} in {tracking.tracking_uri()}; "
+            "run `make sweep` first or pass SWEEP=<sweep id>"
+        )
+    return runs[-1]
+
+
+def resolve(ref: str) -> str:
+    """A sweep id, or `latest` / `previous`: the newest sweep and the one before it."""
+    if ref not in ("latest", "previous"):
+        return ref
+    sweeps = tracking.search_runs({keys.ROLE: keys.ROLE_SWEEP})  # oldest first
+    wanted = 1 if ref == "latest" else 2
+    if len(sweeps) < wanted:
+        raise UnknownSweep(f"no {ref} sweep in {tracking.tracking_uri()}: {len(sweeps)} sweeps")
+    return sweeps[-wanted].data.tags[keys.SWEEP_ID]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One side of a diff: its sweep run and its trials, read from MLflow."""
+
+    sweep_id: str
+    run: object  # the sweep's MLflow run
+    trials: list  # its trial runs
+
+    @classmethod
+    def load(cls, ref: str) -> "Sweep":
+        run = sweep_run(ref)
+        sweep_id = run.data.tags[keys.SWEEP_ID]
+        return cls(sweep_id, run, tracking.sweep_runs(sweep_id))
+
+    def losses(self, value: str) -> dict[int, float]:
+        """seed -> test loss of the value's finished trials."""
+        return {
+            int(t.data.tags[keys.SEED]): t.data.metrics[keys.TEST_LOSS]
+            for t in self.trials
+            if t.data.tags.get(keys.VALUE) == value and keys.TEST_LOSS in t.data.metrics
+        }
+
+    def values(self) -> list[str]:
+        return list(dict.fromkeys(t.data.tags.get(keys.VALUE, "?") for t in self.trials))
+
+    def trial_tag(self, value: str, tag: str) -> set[str]:
+        return {
+            t.data.tags[tag]
+            for t in self.trials
+            if t.data.tags.get(keys.VALUE) == value and tag in t.data.tags
+        }
+
+    def data(self) -> set[str]:
+        """The prepared data its trials read: name and digest of their dataset inputs."""
+        return {
+            f"{d.dataset.name} ({d.dataset.digest})"
+            for t in self.trials
+            for d in (t.inputs.dataset_inputs if t.inputs else [])
+        }

@@ -11,6 +11,9 @@ OVAT := $(BIN)/ovat
 ABLATION ?= bottleneck
 PRESET ?=
 SEEDS ?=
+MIN_SEEDS ?=
+MAX_SEEDS ?=
+BUDGET ?=
 RESUME ?=
 FIRST_SEED ?=
 EPOCHS ?=
@@ -37,11 +40,11 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs test-ui rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui test-race race-sim rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit lint format ui clean bench bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: ABLATION=$(ABLATION) SEEDS= FIRST_SEED= EPOCHS= PRESET= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
+	@echo "  variables: ABLATION=$(ABLATION) SEEDS=<n>|auto MIN_SEEDS= MAX_SEEDS= BUDGET= FIRST_SEED= EPOCHS= PRESET= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
 	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=3"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
@@ -56,6 +59,8 @@ $(STAMP): pyproject.toml
 
 # What decides a sweep's trials: the same for `make plan` and `make sweep`.
 PLAN_OPTIONS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) \
+	$(if $(MIN_SEEDS),--min-seeds $(MIN_SEEDS)) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS)) \
+	$(if $(BUDGET),--budget $(BUDGET)) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PRESET),--preset $(PRESET)) \
 	$(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
 	$(foreach s,$(SET),--set $(s))
@@ -63,7 +68,7 @@ PLAN_OPTIONS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $
 plan: setup ## print the trials `make sweep` would run (same variables); starts nothing
 	@$(OVAT) plan $(ABLATION) $(PLAN_OPTIONS)
 
-sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS, EPOCHS, PRESET, DATASET, ROOT, RES, SET; RESUME=1; VERBOSE=1)
+sweep: setup ## run ABLATION as a Ray Tune sweep and print its ranking (SEEDS=<n>|auto, BUDGET, EPOCHS, PRESET, DATASET, ROOT, RES, SET; RESUME=1; VERBOSE=1)
 	@$(OVAT) sweep $(ABLATION) $(PLAN_OPTIONS) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume $(RESUME)) \
 		$(if $(VERBOSE),--verbose $(VERBOSE))
 
@@ -104,7 +109,7 @@ COMPOSE_CLIENT = $(shell docker compose version >/dev/null 2>&1 && echo "docker 
 COMPOSE = $(COMPOSE_CLIENT) -p $(CLUSTER_NAME) -f docker/compose.yaml --env-file $(CLUSTER_ENV) \
 	$(if $(wildcard docker/.images.env),--env-file docker/.images.env) --profile $(CLUSTER_PROFILE)
 # what cluster-sweep passes on to `make sweep` in the head, where set
-SWEEP_VARIABLES := ABLATION SEEDS FIRST_SEED EPOCHS PRESET DATASET ROOT RES RESUME VERBOSE
+SWEEP_VARIABLES := ABLATION SEEDS MIN_SEEDS MAX_SEEDS BUDGET FIRST_SEED EPOCHS PRESET DATASET ROOT RES RESUME VERBOSE
 
 cluster-images: ## build ovat's image (official base and PostgreSQL images where pullable, else made from Debian)
 	@$(PYTHON) docker/images.py
@@ -142,14 +147,20 @@ bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling 
 test: setup ## lint, unit tests, then integration tests on one shared Ray instance
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not cluster and not ui and not docker"
+	$(BIN)/pytest -m "not cluster and not ui and not docker and not race"
 
 test-unit: setup ## the fast, Ray-free tests only
-	$(BIN)/pytest -m "not integration and not cluster and not ui and not docker"
+	$(BIN)/pytest -m "not integration and not cluster and not ui and not docker and not race"
 
 test-ui: setup ## a real sweep in the MLflow UI, checked in headless Chromium (needs Debian's chromium)
 	@command -v chromium >/dev/null || { echo "ovat: error: test-ui drives Debian's Chromium: apt-get install -y chromium"; exit 2; }
 	OVAT_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -m ui
+
+test-race: setup ## a SEEDS=auto sweep run three times, once with its driver killed and resumed: same decisions (~8 min)
+	$(BIN)/pytest -m race
+
+race-sim: setup ## the SEEDS=auto rule's error rates and cost on simulated sweeps (seconds; MIN_SEEDS, MAX_SEEDS)
+	@$(BIN)/python -m sweeps.judge.simulate $(if $(MIN_SEEDS),--min-seeds $(MIN_SEEDS)) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS))
 
 test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes (~3 min)
 	$(BIN)/pytest -m cluster

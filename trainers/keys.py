@@ -35,7 +35,8 @@ VALUE = "ovat.value"
 SEED = "ovat.seed"
 REPEAT = "ovat.repeat"
 BASELINE = "ovat.baseline"
-TRIALS = "ovat.trials"
+TRIALS = "ovat.trials"  # the most trials the sweep may run
+SEED_RULE = "ovat.seed_rule"  # SEEDS=auto: the race's rule as JSON (sweeps.judge.racing.Rule)
 TUNE_TRIAL_ID = "ovat.tune_trial_id"
 STATUS = "ovat.status"  # running, interrupted, ended, failed
 ERROR = "ovat.error"  # why a run failed

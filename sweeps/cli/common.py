@@ -136,7 +136,12 @@ def add_data_options(command: argparse.ArgumentParser, required: bool = False) -
 def add_plan_options(command: argparse.ArgumentParser) -> None:
     """What decides a sweep's plan: the same options for `sweep` and `plan`."""
     command.add_argument("ablation", help="a file name in sweeps/ablations/ (without .yaml)")
-    command.add_argument("--seeds", help="seeds 0..n-1 per value (default: the file's)")
+    command.add_argument(
+        "--seeds", help="seeds 0..n-1 per value (default: the file's), or auto: until decided"
+    )
+    command.add_argument("--min-seeds", help="SEEDS=auto: seeds every value gets (default 3)")
+    command.add_argument("--max-seeds", help="SEEDS=auto: the most any value gets (default 10)")
+    command.add_argument("--budget", help="the most trials the sweep may run (e.g. 60)")
     command.add_argument("--first-seed", help="first seed (default 0): new seeds for a rerun")
     command.add_argument("--epochs", help="override train.epochs")
     command.add_argument("--preset", help=f"a named config under the base: {', '.join(PRESETS)}")

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from data.layouts import LAYOUTS
+from sweeps.cli import seeding
 from sweeps.cli.common import (
     Command,
     add_plan_options,
@@ -23,10 +24,17 @@ from trainers.presets import PRESETS
 
 def build_plan(ablation: ablations.Ablation, args: argparse.Namespace) -> SweepPlan:
     """The one plan of this command: every trial with its parsed config, checked before Ray."""
-    seeds = int_option("SEEDS", args.seeds, ablation.seeds, minimum=1)
     first_seed = int_option("FIRST_SEED", args.first_seed, 0, minimum=0)
     overrides = sweep_overrides(args)
-    return ablations.plan(ablation, overrides, seeds, first_seed, args.preset or "")
+    if seeding.adaptive(args):
+        values = len(ablations.plan(ablation, overrides, 1, first_seed, args.preset or "").values)
+        rule = seeding.seed_rule(args, values)
+        return ablations.plan(ablation, overrides, None, first_seed, args.preset or "", rule)
+    seeding.seed_rule(args, 0)  # MIN_SEEDS= or MAX_SEEDS= without SEEDS=auto: refused
+    seeds = int_option("SEEDS", args.seeds, ablation.seeds, minimum=1)
+    plan = ablations.plan(ablation, overrides, seeds, first_seed, args.preset or "")
+    seeding.check_fixed_budget(args, len(plan.trials))
+    return plan
 
 
 def describe_plan(ablation: ablations.Ablation, plan: SweepPlan) -> str:
@@ -49,8 +57,12 @@ def describe_plan(ablation: ablations.Ablation, plan: SweepPlan) -> str:
     by_value = {value: [t for t in plan.trials if t.value == value] for value in plan.values}
     for value, trials in by_value.items():
         seeds = ",".join(str(t.seed) for t in trials)
+        if plan.rule:
+            seeds = f"{trials[0].seed}..{trials[-1].seed} as the race needs them"
         setting = trials[0].setting or "(the base)"
         lines.append(f"  {value:<{width}}  {setting}  seeds {seeds}")
+    if plan.rule:
+        lines.append(seeding.describe(plan.rule, len(plan.values)))
     return "\n".join([*lines, plan.summary()])
 
 
@@ -128,8 +140,18 @@ def check_unchanged(
     if args.repeats:
         refuse("REPEATS", "(none: not a probe)", args.repeats)
     seeds = sorted({t.seed for t in plan.trials})
-    if args.seeds and int_option("SEEDS", args.seeds, 1, 1) != plan.seeds:
-        refuse("SEEDS", plan.seeds, args.seeds)
+    started = "auto" if plan.rule else plan.seeds
+    if args.seeds and (
+        seeding.adaptive(args) != bool(plan.rule)
+        or (not plan.rule and int_option("SEEDS", args.seeds, 1, 1) != plan.seeds)
+    ):
+        refuse("SEEDS", started, args.seeds)
+    if plan.rule and seeding.adaptive(args):  # MIN_SEEDS=, MAX_SEEDS=, BUDGET= as started
+        given = seeding.seed_rule(args, len(plan.values))
+        for option in ("min_seeds", "max_seeds", "budget"):
+            now, then = getattr(given, option), getattr(plan.rule, option)
+            if getattr(args, option) and now != then:
+                refuse(option.upper(), then, now)
     if args.first_seed and int_option("FIRST_SEED", args.first_seed, 0, 0) != seeds[0]:
         refuse("FIRST_SEED", seeds[0], args.first_seed)
     overrides = sweep_overrides(args)

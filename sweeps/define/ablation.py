@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from sweeps.define.plan import SweepPlan, Trial
+from sweeps.judge.racing import Rule
 from trainers.config import ConfigError, ExperimentConfig, parse_key
 from trainers.presets import preset_overrides
 
@@ -221,11 +222,13 @@ def plan(
     seeds: int | None = None,
     first_seed: int = 0,
     preset: str = "",
+    rule: Rule | None = None,
 ) -> SweepPlan:
     """Every (value, seed) trial of the ablation, seeds first_seed.. setting train.seed, so a
-    later rerun with new seeds (FIRST_SEED=3) can be pooled with the first sweep."""
+    later rerun with new seeds (FIRST_SEED=3) can be pooled with the first sweep. With a rule
+    (SEEDS=auto) the trials are every seed the race may ask for: rule.max_seeds per value."""
     base = base_config(ablation, overrides, preset)
-    seeds = seeds or ablation.seeds
+    seeds = rule.max_seeds if rule else seeds or ablation.seeds
     values = value_configs(ablation, base) if ablation.vary else [(BASE_LABEL, "", base)]
     trials = tuple(
         Trial(
@@ -246,4 +249,5 @@ def plan(
         baseline=resolve_baseline(ablation, base, labels) if ablation.vary else "",
         experiment=f"ovat-{ablation.name}",
         seeds=seeds,
+        rule=rule,
     )

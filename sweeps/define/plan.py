@@ -7,9 +7,10 @@ plan is parsed back.
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sweeps.judge.racing import Rule
 from trainers.config import ExperimentConfig
 
 
@@ -56,6 +57,7 @@ class SweepPlan:
     seeds: int = 1  # seeds per value
     tags: dict[str, str] = field(default_factory=dict)  # added to the sweep and every trial
     value_tag: str = ""  # a tag that repeats each trial's value (the probe's ovat.probe)
+    rule: Rule | None = None  # SEEDS=auto: the race deciding each value's seeds (trials: the most)
 
     def trial(self, key: str) -> Trial:
         """The trial of a Tune trial's config["trial"] (Tune's param space holds only keys:
@@ -66,8 +68,20 @@ class SweepPlan:
     def values(self) -> list[str]:
         return list(dict.fromkeys(t.value for t in self.trials))
 
+    @property
+    def first_seed(self) -> int:
+        return min(t.seed for t in self.trials)
+
     def summary(self) -> str:
         """The line `make plan` and `make sweep` end their plan with."""
+        if self.rule:
+            rule, values = self.rule, len(self.values)
+            budget = f"; budget {rule.budget} trials" if rule.budget else ""
+            return (
+                f"ovat: {self.name}: {rule.least_trials(values)} to {rule.most_trials(values)} "
+                f"trials ({values} values x {rule.min_seeds} to {rule.max_seeds} seeds, until "
+                f"decided{budget})"
+            )
         return (
             f"ovat: {self.name}: {len(self.trials)} trials "
             f"({len(self.values)} values x {self.seeds} seeds)"
@@ -79,6 +93,7 @@ class SweepPlan:
             for k in ("name", "vary", "baseline", "experiment", "seeds", "tags", "value_tag")
         }
         fields |= {"base": self.base.to_flat(), "trials": [t.to_json() for t in self.trials]}
+        fields["rule"] = asdict(self.rule) if self.rule else None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(fields, indent=1))
         return path
@@ -87,4 +102,6 @@ class SweepPlan:
     def load(cls, path: Path) -> "SweepPlan":
         fields = json.loads(path.read_text())
         trials = tuple(Trial.from_json(t) for t in fields.pop("trials"))
+        rule = fields.pop("rule", None)
+        fields["rule"] = Rule(**rule) if rule else None
         return cls(trials=trials, base=ExperimentConfig.from_flat(fields.pop("base")), **fields)

@@ -8,8 +8,6 @@ import statistics
 from dataclasses import dataclass
 from typing import Protocol
 
-from scipy import stats as scipy_stats
-
 from sweeps.judge import stats
 from trainers import keys
 
@@ -24,22 +22,6 @@ class Sweep(Protocol):
     def losses(self, value: str) -> dict[int, float]: ...
 
     def trial_tag(self, value: str, tag: str) -> set[str]: ...
-
-
-def paired_interval(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float, int]:
-    """(mean of b - a over common seeds, low, high, seeds) by a paired t interval."""
-    seeds = sorted(set(a) & set(b))
-    changes = [b[s] - a[s] for s in seeds]
-    mean = statistics.fmean(changes)
-    if len(changes) < 2:
-        return mean, math.nan, math.nan, len(changes)
-    sd = statistics.stdev(changes)
-    half = (
-        float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, len(changes) - 1))
-        * sd
-        / math.sqrt(len(changes))
-    )
-    return mean, mean - half, mean + half, len(changes)
 
 
 def verdict(low: float, high: float) -> str:
@@ -78,7 +60,7 @@ def change_of(value: str, a: Sweep, b: Sweep) -> Change:
     if not losses_a or not losses_b:
         change, low, high, test = mean(losses_b) - mean(losses_a), math.nan, math.nan, "-"
     elif len(set(losses_a) & set(losses_b)) >= 2:
-        change, low, high, seeds = paired_interval(losses_a, losses_b)
+        change, low, high, seeds = stats.paired_interval(losses_a, losses_b)
         test = f"paired ({seeds} seeds)"
     else:
         versus = stats.compare(list(losses_b.values()), list(losses_a.values()), False)

@@ -87,6 +87,20 @@ class Race:
     needed: list[tuple[str, int]] = field(default_factory=list)  # (value, seed) to run now
     round: int = 0  # the round being filled (seeds per racing value), 0 when finished
     finished: bool = False
+    looks: dict[tuple[str, str], int] = field(default_factory=dict)  # tests run per pair
+    share: float = 0.0  # the family-wise alpha each open pair has at the end (Holm)
+    paired: set[tuple[str, str]] = field(default_factory=set)  # pairs tested seed by seed
+
+    def rejection(self, a: str, b: str) -> Rejection | None:
+        return self.rejected.get((a, b)) or self.rejected.get((b, a))
+
+    def level(self, a: str, b: str) -> float:
+        """The nominal p-value level of the pair's last test: its interval at 1 - level
+        excludes 0 exactly when that test rejects."""
+        looks = self.looks.get((a, b)) or self.looks.get((b, a)) or 0
+        if not looks:
+            return math.nan
+        return self.rule.levels(self.share or self.rule.alpha)[looks - 1]
 
     @property
     def racing(self) -> list[str]:
@@ -116,9 +130,23 @@ def finite(results: dict[int, float], seeds: int) -> list[float]:
     return [x for s, x in sorted(results.items()) if s < seeds and not math.isnan(x)]
 
 
-def replay(values: list[str], results: dict[str, dict[int, float]], rule: Rule) -> Race:
-    """The race from its results: value -> seed -> test loss (NaN: the trial failed)."""
+def replay(
+    values: list[str],
+    results: dict[str, dict[int, float]],
+    rule: Rule,
+    architecture: dict[str, str] | None = None,
+) -> Race:
+    """The race from its results: value -> seed -> test loss (NaN: the trial failed). Two
+    values with the same `architecture` (the trials' fingerprint) start every seed from the
+    same weights, so their losses move together seed by seed: they are compared by a paired
+    t-test on the per-seed differences, other pairs by Welch's."""
     race = Race(list(values), rule)
+    architecture = architecture or {}
+    race.paired = {
+        (a, b)
+        for a, b in combinations(values, 2)
+        if architecture.get(a) and architecture.get(a) == architecture.get(b)
+    }
     pairs = list(combinations(values, 2))
     history: dict[tuple[str, str], list[tuple[float, float]]] = {p: [] for p in pairs}
     for seeds in range(rule.min_seeds, rule.max_seeds + 1):
@@ -133,11 +161,16 @@ def replay(values: list[str], results: dict[str, dict[int, float]], rule: Rule) 
         ]  # seed-major: lower seeds first, every value alike
         if missing:
             race.needed = missing
+            race.looks = {p: len(h) for p, h in history.items() if h}
             return race
         for value in racing:
             race.counted[value] = seeds
         for a, b in combinations(racing, 2):
-            history[(a, b)].append(test(finite(results[a], seeds), finite(results[b], seeds)))
+            if (a, b) in race.paired:
+                outcome = paired_test(results[a], results[b], seeds)
+            else:
+                outcome = test(finite(results[a], seeds), finite(results[b], seeds))
+            history[(a, b)].append(outcome)
         reject(race, history)
         for value in racing:
             if not finite(results[value], seeds):
@@ -153,6 +186,7 @@ def replay(values: list[str], results: dict[str, dict[int, float]], rule: Rule) 
         if not race.racing:
             break
     race.finished, race.round, race.needed = True, 0, []
+    race.looks = {p: len(h) for p, h in history.items() if h}
     return race
 
 
@@ -180,6 +214,22 @@ def test(a: list[float], b: list[float]) -> tuple[float, float]:
     return float(2 * special.stdtr(df, -abs(t))), mean_a - mean_b
 
 
+def paired_test(a: dict[int, float], b: dict[int, float], seeds: int) -> tuple[float, float]:
+    """(two-sided paired t-test p-value, mean difference) over the seeds both finished."""
+    differences = [
+        a[s] - b[s]
+        for s in range(seeds)
+        if s in a and s in b and not math.isnan(a[s]) and not math.isnan(b[s])
+    ]
+    if len(differences) < 2:
+        return 1.0, 0.0
+    mean, variance = moments(differences)
+    if variance == 0:
+        return (0.0 if mean != 0 else 1.0), mean
+    t = mean / math.sqrt(variance)
+    return float(2 * special.stdtr(len(differences) - 1, -abs(t))), mean
+
+
 def reject(race: Race, history: dict) -> None:
     """Holm's step-down over all pairs, each a group-sequential test: every open pair gets
     alpha / (open pairs); a pair whose p-value at any of its looks so far is under that look's
@@ -188,7 +238,8 @@ def reject(race: Race, history: dict) -> None:
         open_pairs = [p for p in history if p not in race.rejected]
         if not open_pairs:
             return
-        levels = race.rule.levels(race.rule.alpha / len(open_pairs))
+        race.share = race.rule.alpha / len(open_pairs)
+        levels = race.rule.levels(race.share)
         new = False
         for pair in open_pairs:
             for look, (p, difference) in enumerate(history[pair]):

@@ -17,6 +17,7 @@ from sweeps.judge.racing import AT_BUDGET, BEST, SEPARATED, Rule, replay
 SWEEPS = 2000  # simulated sweeps per scenario: Monte Carlo error about 0.5% at 5%
 SEED = 0
 POWER = 0.8
+SHARED = 0.9  # the share of a seed's variance that values of one architecture have in common
 
 
 def pairs(values: int) -> int:
@@ -49,15 +50,28 @@ class Outcome:
     trials_run: float  # at most this many started: speculative seeds (one round ahead) included
 
 
-def simulate(means, spreads, rule: Rule, sweeps: int = SWEEPS, seed: int = SEED) -> Outcome:
-    """Replay the rule on `sweeps` simulated sweeps of len(means) values."""
+def simulate(
+    means,
+    spreads,
+    rule: Rule,
+    sweeps: int = SWEEPS,
+    seed: int = SEED,
+    shared: float = 0.0,
+) -> Outcome:
+    """Replay the rule on `sweeps` simulated sweeps of len(means) values. With `shared` > 0
+    the values are one architecture (paired tests) whose seeds share that part of the
+    variance (the same initial weights seed by seed)."""
     rng = np.random.default_rng(seed)
     names = [f"v{i}" for i in range(len(means))]
+    architecture = dict.fromkeys(names, "one") if shared else {}
     any_sep = found = best = trials = run = 0
     for _ in range(sweeps):
-        draws = rng.normal(means, spreads, size=(rule.max_seeds, len(means)))
+        own = rng.normal(size=(rule.max_seeds, len(means)))
+        common = rng.normal(size=(rule.max_seeds, 1))
+        noise = math.sqrt(shared) * common + math.sqrt(1 - shared) * own
+        draws = np.asarray(means) + np.asarray(spreads) * noise
         results = {v: dict(enumerate(draws[:, i].tolist())) for i, v in enumerate(names)}
-        race = replay(names, results, rule)
+        race = replay(names, results, rule, architecture)
         any_sep += any(d == SEPARATED for d in race.decision.values())
         rival = race.rejected.get((names[0], names[1]))
         found += rival is not None and rival.worse == names[1]
@@ -103,6 +117,12 @@ def report(rule: Rule, sweeps: int = SWEEPS) -> str:
         ("5 values, identical, equal spreads", [0.0] * 5, [1.0] * 5),
         ("5 values, identical, spreads 0.25 to 4", [0.0] * 5, [0.25, 0.5, 1.0, 2.0, 4.0]),
         (f"5 values, one better by {gap:.2f} sd", [-gap, 0, 0, 0, 0], [1.0] * 5),
+        (f"one architecture (paired), seeds sharing {SHARED:.0%}: identical", [0.0] * 5, [1.0] * 5),
+        (
+            f"one architecture (paired), seeds sharing {SHARED:.0%}: one better by 1 sd",
+            [-1.0, 0, 0, 0, 0],
+            [1.0] * 5,
+        ),
     ]
     lines = [
         (
@@ -123,7 +143,7 @@ def report(rule: Rule, sweeps: int = SWEEPS) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, means, spreads in scenarios:
-        out = simulate(means, spreads, rule, sweeps)
+        out = simulate(means, spreads, rule, sweeps, shared=SHARED if "paired" in name else 0.0)
         lines.append(
             f"| {name} | {out.any_separated:.3f} ± {monte_carlo_error(out.any_separated, sweeps):.3f}"
             f" | {out.found:.3f} | {out.best:.3f} | {out.trials:.1f} | {out.trials_run:.1f} | "

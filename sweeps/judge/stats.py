@@ -53,3 +53,21 @@ def compare(values: list[float], baseline: list[float], is_baseline: bool) -> Co
     else:
         verdict = "within noise"
     return Comparison(difference, low, high, verdict)
+
+
+def paired_interval(
+    a: dict[int, float], b: dict[int, float], confidence: float = CONFIDENCE
+) -> tuple[float, float, float, int]:
+    """(mean of b - a over common seeds, low, high, seeds) by a paired t interval."""
+    seeds = sorted(set(a) & set(b))
+    changes = [b[s] - a[s] for s in seeds]
+    mean = statistics.fmean(changes)
+    if len(changes) < 2:
+        return mean, math.nan, math.nan, len(changes)
+    sd = statistics.stdev(changes)
+    half = (
+        float(scipy_stats.t.ppf(0.5 + confidence / 2, len(changes) - 1))
+        * sd
+        / math.sqrt(len(changes))
+    )
+    return mean, mean - half, mean + half, len(changes)

@@ -35,29 +35,61 @@ def _ranks(r: RankRow) -> str:
     return span + (" ≈best" if r.tied_with_best else "")
 
 
+def _seeds(r: RankRow) -> str:
+    """n, the failed among them, and seeds run but not counted by a race."""
+    extra = r.seeds_run - r.n
+    return f"{r.n}{f' ({r.failed} failed)' if r.failed else ''}" + (
+        f" (+{extra} not counted)" if r.decision and extra > 0 else ""
+    )
+
+
+def _decision(r: RankRow) -> str:
+    if not r.decision:
+        return "–"
+    return f"{r.decision} at {r.decided_at}" if r.decided_at else r.decision
+
+
+LEGEND = (
+    "Δ: mean test loss minus the baseline's, with Welch's 95% interval over seeds; better / worse "
+    "when it excludes 0, one comparison at a time. P(best) and rank range: each mean drawn "
+    f"{stability.RESAMPLES:,} times from a t distribution with its own spread; the range holds "
+    "95% of the draws. ≈best: not told apart from the best by Welch tests, Holm-corrected over "
+    "every comparison with the best at a family-wise 5%. The model is chosen on val loss."
+)
+LEGEND_RACE = (
+    "Seeds were run until decided (SEEDS=auto): after every round each pair of values still "
+    "racing was tested (Welch, group-sequential, Holm over all pairs, family-wise 5%); a value "
+    "shown worse than another is separated and got no more seeds, and its statistics count the "
+    "seeds the race counted. Δ: mean test loss minus the baseline's, with its interval at the "
+    "level of that pair's last test (it excludes 0 exactly when the test rejects); verdict: that "
+    "test. ≈best: not separated. P(best) and rank range: each mean drawn from a t distribution "
+    "with its own spread. The model is chosen on val loss."
+)
+
+
 def to_markdown(ranking: list[RankRow], title: str, trust: str = "") -> str:
-    """The table, its legend, and `trust` (stability.verdict_text) under it."""
+    """The table, its legend, and `trust` (ranking.trust_text) under it."""
+    raced = any(r.decision for r in ranking)
+    interval = "[CI]" if raced else "[95% CI]"
     head = (
-        "| rank | value | test loss | ± std | min | max | n | Δ vs baseline [95% CI] | verdict "
-        "| P(best) | rank range | params total | params bottleneck | runs | notes |\n"
-        "|---:|---|---:|---:|---:|---:|---:|---|---|---:|---|---:|---:|---|---|"
+        f"| rank | value | test loss | ± std | min | max | val loss | n | Δ vs baseline {interval} "
+        "| verdict | P(best) | rank range |"
+        + (" decision |" if raced else "")
+        + " params total | params bottleneck | runs | notes |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|"
+        + ("---|" if raced else "")
+        + "---:|---:|---|---|"
     )
     lines = [
         f"| {r.rank} | {r.value} | {loss_text(r.test_loss_mean)} | {loss_text(r.test_loss_std)} | "
         f"{loss_text(r.test_loss_min)} | {loss_text(r.test_loss_max)} | "
-        f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {_versus(r)} | {r.verdict} | "
-        f"{_p_best(r)} | {_ranks(r)} | {r.params_total:,} | {r.params_bottleneck:,} | "
-        f"{r.runs} | {r.notes} |"
+        f"{loss_text(r.val_loss_mean)} | {_seeds(r)} | {_versus(r)} | {r.verdict} | "
+        f"{_p_best(r)} | {_ranks(r)} |"
+        + (f" {_decision(r)} |" if raced else "")
+        + f" {r.params_total:,} | {r.params_bottleneck:,} | {r.runs} | {r.notes} |"
         for r in ranking
     ]
-    legend = (
-        "Δ: mean test loss minus the baseline's; the interval is Welch's t at 95% over seeds. "
-        "better / worse: the interval excludes 0 (one comparison at a time); within noise: it "
-        f"does not. P(best) and rank range: {stability.RESAMPLES:,} bootstrap resamples of each "
-        "value's seeds (95% of them fall in the range). ≈best: not told apart from the best by "
-        "Welch tests at a family-wise 5% (Holm-corrected over all comparisons with the best), a "
-        "stricter test: with few seeds even a value that never ranks first can be ≈best."
-    )
+    legend = LEGEND_RACE if raced else LEGEND
     return "\n".join(
         [f"### {title}", "", head, *lines, "", legend, *([trust] if trust else []), ""]
     )

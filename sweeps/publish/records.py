@@ -1,9 +1,11 @@
 """A sweep's records read back from MLflow: its runs, and its trials as ranking rows."""
 
+import json
 import math
 from dataclasses import dataclass
 
 from sweeps.errors import UnknownSweep
+from sweeps.judge.racing import Rule
 from sweeps.judge.ranking import TrialRow
 from trainers import keys, tracking
 
@@ -26,9 +28,16 @@ def trial_rows(sweep_id: str) -> list[TrialRow]:
                 frozen_changed=tags.get(keys.FROZEN_CHANGED, ""),
                 run_id=run.info.run_id,
                 error=tags.get(keys.ERROR, ""),
+                val_loss=metrics.get(keys.VAL_LOSS, math.nan),
             )
         )
     return rows
+
+
+def seed_rule(run) -> Rule | None:
+    """The race of a SEEDS=auto sweep, from its sweep run's tag."""
+    text = run.data.tags.get(keys.SEED_RULE)
+    return Rule(**json.loads(text)) if text else None
 
 
 def sweep_run(sweep_id: str):

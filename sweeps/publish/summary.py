@@ -17,7 +17,7 @@ from sweeps.publish.diff import pooled_differences
 from sweeps.publish.files import write
 from sweeps.publish.followups import followups, followups_markdown
 from sweeps.publish.plot import strip_plot
-from sweeps.publish.records import sweep_run, trial_rows
+from sweeps.publish.records import seed_rule, sweep_run, trial_rows
 from trainers import keys, tracking
 from trainers.paths import results_dir
 
@@ -39,6 +39,10 @@ RANKING_COLUMNS = (
     "rank_low",
     "rank_high",
     "tied_with_best",
+    "val_loss_mean",
+    "decision",
+    "decided_at",
+    "seeds_run",
     "params_total",
     "params_bottleneck",
     "notes",
@@ -65,12 +69,13 @@ def publish(
     Several sweep ids (reruns added later) pool their trials into one table.
     """
     rows = [row for sweep_id in sweep_ids for row in trial_rows(sweep_id)]
-    table = ranking.rank(rows, baseline)
+    rule = race_of(parent_run_ids)
+    table = ranking.rank(rows, baseline, rule)
     name = "+".join(sweep_ids)
     title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
     folder = results_dir() / name
     later = followups({r.run_id: r.run_name for r in rows})
-    trust = ranking.trust_text(rows, table)
+    trust = ranking.trust_text(rows, table, rule)
     paths = write(table, folder, title, followups_markdown(later), trust)
     paths["plot"] = strip_plot(table, rows, folder / "test_loss.png", title)
     picture = comparison(table, rows, folder / "reconstructions.png")
@@ -87,15 +92,28 @@ def publish(
     return Published(name, table, markdown, paths, view)
 
 
+def race_of(parent_run_ids: list[str]):
+    """The rule of a SEEDS=auto sweep; none for pooled sweeps, whose seeds no race counted."""
+    rules = [seed_rule(tracking.client().get_run(r)) for r in parent_run_ids]
+    if len(rules) > 1 and any(rules):
+        print(
+            "ovat: warning: pooled sweeps rank every finished seed; the SEEDS=auto race of "
+            "each applies to that sweep alone (make rank SWEEP=<one id>)",
+            file=sys.stderr,
+        )
+        return None
+    return rules[0]
+
+
 def summarize(run_id: str, table: list[ranking.RankRow], markdown: str) -> None:
     """The sweep's run reads as its result: the ranking as the run's description (Markdown on
     its page, without the run names) and as an MLflow table, the best value as a tag and its
     mean as a metric."""
     tags = {NOTE: markdown}
-    finished = [row for row in table if row.n]
-    if finished:
-        tags[keys.BEST_VALUE] = finished[0].value
-        tracking.log_metrics(run_id, {BEST_MEAN: finished[0].test_loss_mean}, step=0)
+    best = ranking.chosen(table)
+    if best is not None:
+        tags[keys.BEST_VALUE] = best.value
+        tracking.log_metrics(run_id, {BEST_MEAN: best.test_loss_mean}, step=0)
     tracking.set_tags(run_id, tags)
     columns = {name: [row[name] for row in ranking.as_dicts(table)] for name in RANKING_COLUMNS}
     tracking.log_table(run_id, columns, RANKING_TABLE)

@@ -30,6 +30,7 @@ class TrialProgress(ray.tune.Callback):
         self.plan, self.clock = plan, clock
         self.stream = out  # None: sys.stdout when printing (Tune pickles its callbacks)
         self.total, self.done, self.running = len(plan.trials), 0, 0
+        self.at_most = plan.rule is not None  # a race may stop before its last trial
         self.started = clock()  # wall clock: survives a restore
 
     @property
@@ -47,12 +48,14 @@ class TrialProgress(ray.tune.Callback):
         if self.done >= self.total:
             return "done"
         per_trial = (self.clock() - self.started) / self.done
-        return f"about {duration(per_trial * (self.total - self.done))} left"
+        left = duration(per_trial * (self.total - self.done))
+        return f"at most about {left} left" if self.at_most else f"about {left} left"
 
     def status(self) -> str:
         elapsed = duration(self.clock() - self.started)
         return (
-            f"ovat: {self.done}/{self.total} trials done, {self.running} running, "
+            f"ovat: {self.done}/{'at most ' if self.at_most else ''}{self.total} trials done, "
+            f"{self.running} running, "
             f"{elapsed} elapsed, {self.eta()}"
         )
 

@@ -6,6 +6,7 @@ second, not a cluster start-up, and every trial carries the parsed config it tra
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from sweeps.run.inputs import streamed, trial_inputs
 from sweeps.run.mlflow_callback import MlflowTrialLogger
 from sweeps.run.outbox import Outbox
 from sweeps.run.progress import TrialProgress
+from sweeps.run.racer import SeedRacer
 from sweeps.run.signals import stop_signals_as_interrupt
 from trainers import keys, tracking
 from trainers.paths import results_dir
@@ -95,6 +97,8 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
         keys.TRIALS: len(plan.trials),
         **plan.tags,
     }
+    if plan.rule:
+        sweep_tags[keys.SEED_RULE] = json.dumps(dataclasses.asdict(plan.rule))
     parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_params())
     with sweep_run_ends(parent):
         record_provenance(parent)
@@ -128,10 +132,17 @@ def make_tuner(
     streams: frozenset[str] = frozenset(),
 ) -> ray.tune.Tuner:
     storage = tune_storage()
+    if plan.rule:  # SEEDS=auto: the racer suggests each (value, seed) as results arrive
+        trials = {"search_alg": SeedRacer(plan), "num_samples": len(plan.trials)}
+        space = {}
+    else:
+        trials = {}
+        space = {"trial": ray.tune.grid_search([t.key for t in plan.trials])}
     return ray.tune.Tuner(
         trainable(trial_inputs(plan.trials, streams), str(storage / sweep_id)),
-        param_space={"trial": ray.tune.grid_search([t.key for t in plan.trials])},
+        param_space=space,
         tune_config=ray.tune.TuneConfig(
+            **trials,
             max_concurrent_trials=at_once,
             # The next trial reuses a finished trial's actor (Tune's function trainable resets
             # in place) instead of a new process importing torch: measured here, 8 one-CPU
@@ -201,12 +212,14 @@ def run_tuner(tuner, plan: SweepPlan, sweep_id: str, parent: str) -> Published:
     outbox = Outbox(results_dir() / sweep_id)
     resume_hint = f"make sweep ABLATION={plan.name} RESUME={sweep_id}"
     ended = results.num_terminated + results.num_errors
-    if stopped.is_set() or ended < len(plan.trials):
+    expected = len(results) if plan.rule else len(plan.trials)  # a race ends when decided
+    if stopped.is_set() or ended < expected:
         outbox.flush(force=True)  # best effort: what still waits is on disk for the resume
         tracking.set_tags(parent, {keys.STATUS: "interrupted"})
         tracking.end_run(parent, status="KILLED")
         raise SweepInterrupted(
-            f"sweep {sweep_id} interrupted with {ended} of {len(plan.trials)} trials ended; "
+            f"sweep {sweep_id} interrupted with {ended} of {'at most ' if plan.rule else ''}"
+            f"{len(plan.trials)} trials ended; "
             f"resume it with: {resume_hint}"
         )
     try:

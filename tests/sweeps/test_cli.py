@@ -170,6 +170,38 @@ def test_plan_prints_the_trials_and_ends_with_the_count(workspace, capsys, no_ra
     assert no_ray == [] and not (workspace / "mlflow.db").exists()
 
 
+def test_plan_of_seeds_auto_prints_the_rule_and_the_least_and_most_trials(capsys, no_ray):
+    assert main(["plan", "bottleneck", "--seeds", "auto", "--budget", "60"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == (
+        "ovat: bottleneck: 21 to 60 trials (7 values x 3 to 10 seeds, until decided; "
+        "budget 60 trials)"
+    )
+    assert any("Holm over 21 pairs, family-wise 5%" in line for line in lines)
+    assert any(line.split()[:2] == ["vq", "model.bottleneck=vq"] for line in lines)
+    assert no_ray == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "abc"], "BUDGET='abc' is not a budget; give a number of trials (BUDGET=60)"),
+        (["--budget", "0"], "BUDGET='0' is not a budget"),
+        (["--budget", "2h"], "BUDGET=2h: a budget in device-hours needs a cost estimate"),
+        (["--seeds", "auto", "--budget", "10"], "BUDGET=10 cannot pay the first round: 7 values"),
+        (["--seeds", "10", "--budget", "60"], "the plan needs 70 trials but BUDGET=60"),
+        (["--min-seeds", "4"], "MIN_SEEDS= applies to SEEDS=auto only"),
+        (["--seeds", "auto", "--min-seeds", "1"], "MIN_SEEDS must be >= 2, got 1"),
+        (["--seeds", "auto", "--min-seeds", "5", "--max-seeds", "4"], "MAX_SEEDS must be >= 5"),
+    ],
+)
+def test_bad_seed_rules_and_budgets_are_one_line(args, message, capsys, no_ray):
+    assert main(["plan", "bottleneck", *args]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("ovat: error: ") and message in stderr
+    assert len(stderr.strip().splitlines()) == 1 and no_ray == []
+
+
 def test_plan_of_a_file_with_a_repeated_value_is_one_clear_error(workspace, capsys, no_ray):
     path = workspace / "twice.yaml"
     path.write_text(

@@ -6,8 +6,14 @@ from sweeps.publish.summary import UnknownSweep, rebuild
 from trainers import tracking
 
 
-def fake_sweep(sweep_id: str, losses: dict[str, list[float]], base: dict | None = None) -> None:
-    """A sweep as the runner logs it: one parent run and one finished trial run per seed."""
+def fake_sweep(
+    sweep_id: str,
+    losses: dict[str, list[float]],
+    base: dict | None = None,
+    val_offset: dict[str, float] | None = None,
+) -> None:
+    """A sweep as the runner logs it: one parent run and one finished trial run per seed, its
+    val loss the test loss + 0.001 (+ the value's val_offset)."""
     tags = {"ovat.sweep_id": sweep_id, "ovat.ablation": "pair", "ovat.baseline": "vq"}
     parent = tracking.start_run("ovat-pair", sweep_id, {**tags, "ovat.role": "sweep"}, base or {})
     for value, seeds in losses.items():
@@ -15,7 +21,9 @@ def fake_sweep(sweep_id: str, losses: dict[str, list[float]], base: dict | None 
             trial_tags = {**tags, "ovat.role": "trial", "ovat.value": value, "ovat.seed": seed}
             name = f"{value}-sample-s{seed}"
             run = tracking.start_run("ovat-pair", name, trial_tags, base or {}, parent)
-            tracking.log_metrics(run, {"test_loss": loss, "params_total": 10}, step=2)
+            val = loss + 0.001 + (val_offset or {}).get(value, 0.0)
+            metrics = {"test_loss": loss, "val_loss": val, "params_total": 10}
+            tracking.log_metrics(run, metrics, step=2)
             tracking.end_run(run)
     tracking.end_run(parent)
 
@@ -25,7 +33,7 @@ def test_rank_merges_two_sweeps_that_share_a_base(workspace):
     fake_sweep("pair-b", {"vq": [0.0205], "ffn": [0.0105]}, {"train.lr": 3e-4})
     text = rebuild("pair-a,pair-b").markdown
     assert text.startswith("### pair-a+pair-b: test loss by pair (baseline vq)")
-    assert "| 1 | ffn | 0.0105 | 0.0005 | 0.0100 | 0.0110 | 3 |" in text
+    assert "| 1 | ffn | 0.0105 | 0.0005 | 0.0100 | 0.0110 | 0.0115 | 3 |" in text
     assert "| better |" in text
     folder = workspace / "results" / "pair-a+pair-b"
     assert {p.name for p in folder.iterdir()} == {"ranking.md", "ranking.parquet", "test_loss.png"}
@@ -33,8 +41,21 @@ def test_rank_merges_two_sweeps_that_share_a_base(workspace):
     assert rebuild("latest").markdown.startswith("### pair-b: ")  # the newest sweep run
     assert "seed 0 pooled more than once" in text  # b reran seed 0: its noise is not new seeds
     # each sweep alone still ranks on its own seeds
-    assert "| 1 | ffn | 0.0105 | 0.0007 | 0.0100 | 0.0110 | 2 |" in rebuild("pair-a").markdown
+    assert (
+        "| 1 | ffn | 0.0105 | 0.0007 | 0.0100 | 0.0110 | 0.0115 | 2 |" in rebuild("pair-a").markdown
+    )
     assert (workspace / "results" / "latest").read_text() == "pair-a\n"
+
+
+def test_the_best_value_is_chosen_on_val_loss_and_reported_on_test_loss(workspace):
+    # ffn has the lower test loss, vq the lower val loss: the sweep selects vq on val and
+    # reports its test loss; the table stays in test-loss order.
+    fake_sweep("pair-v", {"vq": [0.020, 0.021], "ffn": [0.010, 0.011]}, val_offset={"ffn": 0.02})
+    text = rebuild("pair-v").markdown
+    assert text.index("| 1 | ffn |") < text.index("| 2 | vq |")
+    [parent] = tracking.sweep_runs("pair-v", "sweep")
+    assert parent.data.tags["ovat.best_value"] == "vq"
+    assert parent.data.metrics["best_test_loss_mean"] == pytest.approx(0.0205)
 
 
 def test_sweeps_with_different_bases_do_not_merge(workspace):

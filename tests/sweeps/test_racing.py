@@ -37,10 +37,12 @@ def test_a_normal_process_crosses_the_boundaries_with_probability_alpha():
 
 
 @pytest.mark.parametrize(
-    "spreads", [[1.0] * 5, [0.25, 0.5, 1.0, 2.0, 4.0]], ids=["equal", "unequal"]
+    ("spreads", "shared"),
+    [([1.0] * 5, 0.0), ([0.25, 0.5, 1.0, 2.0, 4.0], 0.0), ([1.0] * 5, 0.9)],
+    ids=["equal", "unequal", "paired"],
 )
-def test_identical_values_are_declared_different_in_at_most_alpha_of_sweeps(spreads):
-    out = simulate([0.0] * 5, spreads, Rule(3, 10), SWEEPS, seed=11)
+def test_identical_values_are_declared_different_in_at_most_alpha_of_sweeps(spreads, shared):
+    out = simulate([0.0] * 5, spreads, Rule(3, 10), SWEEPS, seed=11, shared=shared)
     assert out.any_separated <= 0.05 + 2 * monte_carlo_error(0.05, SWEEPS), out
 
 
@@ -132,3 +134,18 @@ def test_any_finishing_order_reaches_the_same_decisions_within_the_budget(budget
         assert race.decision == reference.decision and race.counted == reference.counted
         if budget:
             assert len(started) <= budget
+
+
+def test_values_of_one_architecture_are_compared_seed_by_seed():
+    # Seed k starts both values from the same weights: the seeds spread widely (0.01) but the
+    # difference is a steady 0.002. Welch sees only the spread; the paired test sees the shift.
+    start = [0.030, 0.045, 0.020, 0.038, 0.026, 0.041]
+    results = {
+        "base": dict(enumerate(start)),
+        "worse": {s: x + 0.002 + 0.0001 * (s % 2) for s, x in enumerate(start)},
+    }
+    apart = replay(["base", "worse"], results, Rule(3, 6))
+    paired = replay(["base", "worse"], results, Rule(3, 6), {"base": "f1", "worse": "f1"})
+    assert apart.decision == {"base": TIED, "worse": TIED} and not apart.paired
+    assert paired.decision == {"worse": SEPARATED, "base": BEST}
+    assert paired.decided_at["worse"] == 3 and paired.paired == {("base", "worse")}

@@ -4,6 +4,7 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
+from sweeps.judge.racing import SEPARATED, TIED, Rule
 from sweeps.judge.ranking import TrialRow, rank
 from sweeps.judge.table import to_markdown
 from sweeps.publish.files import write
@@ -74,10 +75,11 @@ def test_markdown_and_parquet(tmp_path):
     table = rank(ROWS, baseline="vq")
     text = to_markdown(table, "demo")
     assert (
-        "| 1 | ffn | 0.0136 | 0.0006 | 0.0132 | 0.0140 | 2 | -0.0022 [-0.0148, +0.0104] |" in text
+        "| 1 | ffn | 0.0136 | 0.0006 | 0.0132 | 0.0140 | – | 2 | -0.0022 [-0.0148, +0.0104] |"
+        in text
     )
     assert re.search(r"\| within noise \| 0\.\d\d \| 1-2 ≈best \| 120 \| 20 \|", text)
-    assert "| 3 | identity | – | – | – | – | 0 (1 failed) | – | – |" in text
+    assert "| 3 | identity | – | – | – | – | – | 0 (1 failed) | – | – |" in text
     paths = write(table, tmp_path, "demo")
     parquet = pq.read_table(paths["parquet"]).to_pylist()
     assert [r["value"] for r in parquet] == ["ffn", "vq", "identity"]
@@ -94,3 +96,25 @@ def test_failed_trials_are_counted_with_their_reason_not_dropped():
     assert (table["ffn"].n, table["ffn"].failed) == (2, 1)
     assert "s2 failed: diverged at epoch 1, step 2" in table["ffn"].notes
     assert "| 2 (1 failed) |" in to_markdown(list(table.values()), "t")
+
+
+def test_a_raced_sweep_ranks_the_seeds_its_race_counted_with_the_races_verdicts():
+    base = [0.030, 0.031, 0.029, 0.0305, 0.0295, 0.0302]
+    rows = [row("base", s, x) for s, x in enumerate(base)]
+    rows += [row("twin", s, x) for s, x in enumerate(base)]  # a logging-only change
+    rows += [row("lr0", s, x) for s, x in enumerate([0.25, 0.27, 0.24, 0.26])]  # s3 speculative
+    table = {r.value: r for r in rank(rows, baseline="base", rule=Rule(3, 6))}
+    lr0, twin = table["lr0"], table["twin"]
+    assert (lr0.decision, lr0.decided_at, lr0.n, lr0.seeds_run) == (SEPARATED, 3, 3, 4)
+    assert lr0.test_loss_mean == pytest.approx(0.2533, abs=1e-4)  # seeds 0-2 only
+    assert lr0.verdict == "worse" and not lr0.tied_with_best
+    assert (twin.decision, twin.n, twin.verdict, twin.tied_with_best) == (
+        TIED,
+        6,
+        "within noise",
+        True,
+    )
+    assert twin.diff_ci_low <= 0 <= twin.diff_ci_high
+    text = to_markdown(list(table.values()), "raced")
+    assert "| 3 (+1 not counted) |" in text and "| separated at 3 |" in text
+    assert "Seeds were run until decided" in text

@@ -97,14 +97,19 @@ def to_markdown(ranking: list[RankRow], title: str, trust: str = "") -> str:
 
 def summary_markdown(ranking: list[RankRow], title: str) -> str:
     """The table narrow enough for a run's description in the MLflow UI: no run names."""
+    raced = any(r.decision for r in ranking)
     head = (
-        "| rank | value | test loss | ± std | n | Δ vs baseline [95% CI] | verdict | P(best) "
-        "| rank range | params | notes |\n|---:|---|---:|---:|---:|---|---|---:|---|---:|---|"
+        f"| rank | value | test loss | ± std | n | Δ vs baseline {'[CI]' if raced else '[95% CI]'} "
+        "| verdict | P(best) | rank range |"
+        + (" decision |" if raced else "")
+        + " params | notes |\n"
+        "|---:|---|---:|---:|---:|---|---|---:|---|" + ("---|" if raced else "") + "---:|---|"
     )
     lines = [
         f"| {r.rank} | {r.value} | {loss_text(r.test_loss_mean)} | {loss_text(r.test_loss_std)} | "
-        f"{r.n}{f' ({r.failed} failed)' if r.failed else ''} | {_versus(r)} | {r.verdict} | "
-        f"{_p_best(r)} | {_ranks(r)} | {r.params_total:,} | {r.notes} |"
+        f"{_seeds(r)} | {_versus(r)} | {r.verdict} | {_p_best(r)} | {_ranks(r)} |"
+        + (f" {_decision(r)} |" if raced else "")
+        + f" {r.params_total:,} | {r.notes} |"
         for r in ranking
     ]
     return "\n".join([f"**{title}**", "", head, *lines, ""])

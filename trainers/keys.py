@@ -59,3 +59,4 @@ COMMAND = "ovat.command"  # the command line that started a sweep
 MAKE_VARIABLES = "ovat.make"  # the make variables it was given (MAKEFLAGS)
 
 ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"
+PROBE_ABLATION = "probe"  # the ablation tag of a placement probe's sweep: never "latest"

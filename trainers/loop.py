@@ -43,8 +43,11 @@ from trainers.steps import (
 
 
 def build(cfg: ExperimentConfig, device: torch.device):
+    """The model on its device before the optimizer exists: a restored optimizer state is cast
+    to each parameter's device when it is loaded, so parameters moved later (by prepare_model)
+    would leave AdamW's moments on the CPU and fail the first step of every resumed GPU trial."""
     seed_everything(cfg.train.seed)
-    model = Autoencoder(cfg.model)
+    model = Autoencoder(cfg.model).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     return model, optimizer
@@ -160,6 +163,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
     # each keeps the timestamp of its first report.
     for past in worker.history:
         ray.train.report(past)
+    try:
+        train_epochs(worker)
+    finally:  # a streamed trial's look-ahead thread ends with the trial, however it ends
+        if worker.streams is not None:
+            worker.streams.close()
+
+
+def train_epochs(worker: Worker) -> None:
     epochs = worker.cfg.train.epochs
     report_s = 0.0
     for epoch in range(worker.start, epochs):
@@ -182,7 +193,7 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
     """One epoch's training pass and validation; None after reporting a divergence."""
     cfg, device = worker.cfg, worker.device
     guard = DivergenceGuard(epoch + 1, agree=functools.partial(agree_min, device=device))
-    seed_epoch_globals(cfg.train.seed, epoch)
+    seed_epoch_globals(cfg.train.seed, epoch, worker.rank)
     started = time.perf_counter()
     try:
         train_pass = in_memory_pass if worker.train_images is not None else streamed_pass

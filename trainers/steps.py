@@ -31,11 +31,13 @@ def epoch_seed(seed: int, epoch: int, *more: int) -> int:
 GLOBAL_STREAM = 2**32 - 1
 
 
-def seed_epoch_globals(seed: int, epoch: int) -> None:
-    """Reseed torch's global generator, which dropout draws from, per (seed, epoch): a trial
-    resumed from a checkpoint redoes its epochs with the same dropout masks as a run that was
-    never interrupted (the generator's state is not in the checkpoint)."""
-    torch.manual_seed(epoch_seed(seed, epoch, GLOBAL_STREAM))
+def seed_epoch_globals(seed: int, epoch: int, rank: int = 0) -> None:
+    """Reseed torch's global generator, which dropout draws from, per (seed, epoch, rank): a
+    trial resumed from a checkpoint redoes its epochs with the same dropout masks as a run that
+    was never interrupted (the generator's state is not in the checkpoint), and each rank of a
+    data-parallel trial draws masks of its own for its own images (rank 0 keeps the stream a
+    single worker has, so single-worker results do not move)."""
+    torch.manual_seed(epoch_seed(seed, epoch, GLOBAL_STREAM, *([rank] if rank else [])))
 
 
 def set_deterministic(enabled: bool) -> None:

@@ -145,6 +145,17 @@ class EpochStreams:
             self.early[epoch + 1] = (ahead, self.thread.submit(next, ahead, None))
         return self._chain(first, rows)
 
+    def close(self) -> None:
+        """Stop the look-ahead: a prefetch still waiting is cancelled and the thread ends, so a
+        trial that ends early (a divergence, an error) leaves no thread behind in its actor."""
+        for rows, first in self.early.values():
+            first.cancel()
+            close = getattr(rows, "close", None)
+            if close is not None and first.done():
+                close()
+        self.early.clear()
+        self.thread.shutdown(wait=False, cancel_futures=True)
+
     @staticmethod
     def _chain(first: Future, rows: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
         batch = first.result()  # raises what the stream raised

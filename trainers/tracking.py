@@ -307,9 +307,11 @@ def sweep_runs(sweep_id: str, role: str = keys.ROLE_TRIAL) -> list:
 
 
 def latest_sweep_id() -> str | None:
+    """The newest sweep's id; a placement probe is not a sweep a user means by `latest`."""
     runs = client().search_runs(
         _all_experiments(),
-        f"tags.`{keys.ROLE}` = '{keys.ROLE_SWEEP}'",
+        f"tags.`{keys.ROLE}` = '{keys.ROLE_SWEEP}' "
+        f"and tags.`{keys.ABLATION}` != '{keys.PROBE_ABLATION}'",
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 from sweeps.errors import UnknownSweep
@@ -40,6 +41,21 @@ def seed_rule(run) -> Rule | None:
     return Rule(**json.loads(text)) if text else None
 
 
+# A sweep id names a folder under results/: letters, digits, dot, dash and underscore, and not
+# starting with a dot (a tag like "x/../.." would write outside results/).
+SWEEP_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def checked(sweep_id: str) -> str:
+    """A sweep id read from a run's tag, refused unless it is safe as a folder name."""
+    if not SWEEP_ID.fullmatch(sweep_id) or ".." in sweep_id:
+        raise UnknownSweep(
+            f"sweep id {sweep_id!r} is not a folder name ovat writes (letters, digits, '.', "
+            "'-', '_'): refused rather than written outside results/"
+        )
+    return sweep_id
+
+
 def sweep_run(sweep_id: str):
     if sweep_id == "latest":
         sweep_id = tracking.latest_sweep_id() or ""
@@ -49,6 +65,7 @@ def sweep_run(sweep_id: str):
             f"no sweep {sweep_id or 'latest'!r} in {tracking.tracking_uri()}; "
             "run `make sweep` first or pass SWEEP=<sweep id>"
         )
+    checked(runs[-1].data.tags.get(keys.SWEEP_ID, ""))
     return runs[-1]
 
 
@@ -56,7 +73,11 @@ def resolve(ref: str) -> str:
     """A sweep id, or `latest` / `previous`: the newest sweep and the one before it."""
     if ref not in ("latest", "previous"):
         return ref
-    sweeps = tracking.search_runs({keys.ROLE: keys.ROLE_SWEEP})  # oldest first
+    sweeps = [  # oldest first; probes are not sweeps
+        r
+        for r in tracking.search_runs({keys.ROLE: keys.ROLE_SWEEP})
+        if r.data.tags.get(keys.ABLATION) != keys.PROBE_ABLATION
+    ]
     wanted = 1 if ref == "latest" else 2
     if len(sweeps) < wanted:
         raise UnknownSweep(f"no {ref} sweep in {tracking.tracking_uri()}: {len(sweeps)} sweeps")

@@ -17,7 +17,7 @@ from sweeps.publish.diff import pooled_differences
 from sweeps.publish.files import write
 from sweeps.publish.followups import followups, followups_markdown
 from sweeps.publish.plot import strip_plot
-from sweeps.publish.records import seed_rule, sweep_run, trial_rows
+from sweeps.publish.records import checked, seed_rule, sweep_run, trial_rows
 from trainers import keys, tracking
 from trainers.paths import results_dir
 
@@ -68,6 +68,7 @@ def publish(
 
     Several sweep ids (reruns added later) pool their trials into one table.
     """
+    sweep_ids = [checked(sweep_id) for sweep_id in sweep_ids]  # they name folders
     rows = [row for sweep_id in sweep_ids for row in trial_rows(sweep_id)]
     rule = race_of(parent_run_ids)
     table = ranking.rank(rows, baseline, rule)
@@ -86,7 +87,8 @@ def publish(
         for path in paths.values():
             tracking.log_artifact(parent, path)
         summarize(parent, table, summary_markdown(table, title))
-    (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
+    if ablation != keys.PROBE_ABLATION:  # `latest` is the newest sweep, never a probe
+        (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
     experiment = tracking.client().get_run(parent_run_ids[-1]).info.experiment_id
     view = leaderboard.publish_view(sweep_ids[-1], tracking.experiment_name(experiment))
     return Published(name, table, markdown, paths, view)

@@ -29,10 +29,12 @@ def ensure_ray() -> None:
         )
 
 
-def largest_object_store(nodes: list[dict] | None = None) -> float:
+def smallest_object_store(nodes: list[dict] | None = None) -> float:
+    """The object store the sweep's data must fit: the driver's `ray.put` lands on its own node
+    and every node that runs a trial pulls a copy, so the smallest live node's store decides."""
     nodes = ray.nodes() if nodes is None else nodes
     stores = [n["Resources"].get("object_store_memory", 0) for n in nodes if n["Alive"]]
-    return max(stores, default=0)
+    return min((s for s in stores if s > 0), default=0)
 
 
 def concurrency(
@@ -67,19 +69,21 @@ def check_object_store(
     data: list[DataConfig], nodes: list[dict] | None = None, streams: frozenset[str] = frozenset()
 ) -> None:
     """The sweep's in-memory data (each distinct variant once; val and test only where the
-    train split is streamed) must fit one node's object store: every node that runs a trial
-    holds a copy. Said before anything is decoded, put or logged."""
+    train split is streamed) must fit the smallest node's object store: the driver's node holds
+    the put and every node that runs a trial a copy. Said before anything is decoded, put or
+    logged."""
     distinct = {copy_key(cfg, streams): cfg for cfg in data}
     need = sum(
         split_bytes(c, EVAL_SPLITS if data_key(c) in streams else ()) for c in distinct.values()
     )
-    store = largest_object_store(nodes)
+    store = smallest_object_store(nodes)
     if need > store:
         cfg = next(iter(distinct.values()))
         raise ResourceError(
             f"the sweep's data ({need / 1e9:.3g} GB of uint8 pixels: {cfg.dataset} at "
             f"{cfg.resolution} px) does not fit in Ray's object store ({store / 1e9:.3g} GB on "
-            "the largest node): lower RES= (data.resolution), set data.limit=<images per split>, "
+            "the smallest node, which holds a copy): lower RES= (data.resolution), set "
+            "data.limit=<images per split>, "
             "stream the train split from disk (data.stream=on), or give the nodes more "
             "object-store memory (ray start --object-store-memory)"
         )

@@ -168,7 +168,7 @@ def probe_config(
     need = scaling_config(cfg.resources).resources_per_worker
     trials = probe_trials(cfg, repeats, alive_nodes(need), deterministic)
     plan = SweepPlan(
-        name="probe",
+        name=keys.PROBE_ABLATION,
         trials=trials,
         base=cfg,
         vary="probe",

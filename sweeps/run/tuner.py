@@ -18,7 +18,7 @@ from sweeps.define.plan import SweepPlan, new_sweep_id
 from sweeps.errors import ResumeError, SweepInterrupted
 from sweeps.publish.registry import register_best
 from sweeps.publish.summary import Published, publish
-from sweeps.run.cluster import check_object_store, concurrency, ensure_ray, largest_object_store
+from sweeps.run.cluster import check_object_store, concurrency, ensure_ray, smallest_object_store
 from sweeps.run.inputs import streamed, trial_inputs
 from sweeps.run.mlflow_callback import MlflowTrialLogger
 from sweeps.run.outbox import Outbox
@@ -83,7 +83,7 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
     cluster is refused before anything is written."""
     ensure_ray()
     data = [t.config.data for t in plan.trials]
-    streams = streamed(data, largest_object_store())
+    streams = streamed(data, smallest_object_store())
     at_once = concurrency(plan.trials, streams=streams)  # refused first: a trial that never fits
     check_object_store(data, streams=streams)
     sweep_id = sweep_id or new_sweep_id(plan.name)
@@ -179,7 +179,7 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
     print(f"ovat: resuming {sweep_id}: {len(done)} of {len(plan.trials)} trials finished")
     ensure_ray()
     data = [t.config.data for t in plan.trials]
-    streams = streamed(data, largest_object_store())
+    streams = streamed(data, smallest_object_store())
     check_object_store(data, streams=streams)
     resumed = int(parent.data.tags.get(keys.RESUMED, 0)) + 1
     tracking.set_tags(parent.info.run_id, {keys.RESUMED: resumed, keys.STATUS: "running"})
@@ -240,8 +240,9 @@ def finish(sweep_id: str, parent_run_id: str, name: str, baseline: str) -> Publi
     """Publish the ranking; the sweep's run fails when any trial did (errored or diverged)."""
     failed = sum(1 for run in tracking.sweep_runs(sweep_id) if run.info.status != "FINISHED")
     published = publish([sweep_id], [parent_run_id], name, baseline)
-    model = register_best(published.ranking, sweep_id, parent_run_id, name)
-    published = dataclasses.replace(published, model=model)
+    if name != keys.PROBE_ABLATION:  # a probe reruns one trial: it has no winner to register
+        model = register_best(published.ranking, sweep_id, parent_run_id, name)
+        published = dataclasses.replace(published, model=model)
     tracking.set_tags(parent_run_id, {keys.FAILED_TRIALS: failed, keys.STATUS: "ended"})
     tracking.end_run(parent_run_id, failed=failed > 0)
     return published

@@ -11,10 +11,11 @@ def fake_sweep(
     losses: dict[str, list[float]],
     base: dict | None = None,
     val_offset: dict[str, float] | None = None,
+    ablation: str = "pair",
 ) -> None:
     """A sweep as the runner logs it: one parent run and one finished trial run per seed, its
     val loss the test loss + 0.001 (+ the value's val_offset)."""
-    tags = {"ovat.sweep_id": sweep_id, "ovat.ablation": "pair", "ovat.baseline": "vq"}
+    tags = {"ovat.sweep_id": sweep_id, "ovat.ablation": ablation, "ovat.baseline": "vq"}
     parent = tracking.start_run("ovat-pair", sweep_id, {**tags, "ovat.role": "sweep"}, base or {})
     for value, seeds in losses.items():
         for seed, loss in enumerate(seeds):
@@ -56,6 +57,27 @@ def test_the_best_value_is_chosen_on_val_loss_and_reported_on_test_loss(workspac
     [parent] = tracking.sweep_runs("pair-v", "sweep")
     assert parent.data.tags["ovat.best_value"] == "vq"
     assert parent.data.metrics["best_test_loss_mean"] == pytest.approx(0.0205)
+
+
+def test_latest_and_previous_are_sweeps_never_a_newer_probe(workspace):
+    from sweeps.publish.records import resolve
+
+    fake_sweep("pair-a", {"vq": [0.020, 0.021]})
+    fake_sweep("pair-b", {"vq": [0.020, 0.022]})
+    fake_sweep("probe-c", {"same-seed": [0.02, 0.02]}, ablation="probe")
+    assert (resolve("latest"), resolve("previous")) == ("pair-b", "pair-a")
+    assert rebuild("latest").sweep_id == "pair-b"
+    rebuild("probe-c")  # a probe's table is still published, but `latest` stays a sweep
+    assert (workspace / "results" / "latest").read_text() == "pair-b\n"
+
+
+def test_a_sweep_id_tag_that_would_leave_results_is_refused(workspace):
+    fake_sweep("x/../../escaped", {"vq": [0.020, 0.021]})
+    with pytest.raises(UnknownSweep, match="is not a folder name ovat writes"):
+        rebuild("x/../../escaped")
+    with pytest.raises(UnknownSweep, match="is not a folder name ovat writes"):
+        rebuild("latest")
+    assert not (workspace.parent / "escaped").exists() and not (workspace / "escaped").exists()
 
 
 def test_sweeps_with_different_bases_do_not_merge(workspace):

@@ -103,8 +103,10 @@ def test_data_that_does_not_fit_the_object_store_is_refused_naming_the_fixes(tmp
         check_object_store([cfg], [node(0.01), node(0.012, alive=False)])
     message = str(refused.value)
     assert "data (0.0167 GB of uint8 pixels: imagefolder at 256 px) does not fit" in message
-    for fix in ("RES=", "data.limit=", "(0.01 GB on the largest node)"):
+    for fix in ("RES=", "data.limit=", "(0.01 GB on the smallest node, which holds a copy)"):
         assert fix in message
+    with pytest.raises(ResourceError):  # a large head does not make a small worker's room
+        check_object_store([cfg], [node(1.0), node(0.01)])
     check_object_store([DataConfig(dataset="imagefolder", root=cfg.root, resolution=256, limit=10)],
                        [node(0.01)])  # fmt: skip
     assert not (tmp_path / "data").exists()  # nothing was prepared to find this out
@@ -120,7 +122,7 @@ def test_a_streamed_train_split_leaves_only_val_and_test_in_the_object_store(tmp
     trees.imagefolder_tree(tmp_path / "tree", per_class=20)  # 64 train, 12 val, 9 test listed
     pixels = 3 * 256 * 256
     auto = DataConfig(dataset="imagefolder", root=str(tmp_path / "tree"), resolution=256)
-    # auto: streamed when the train split is over half the largest node's object store
+    # auto: streamed when the train split is over half the smallest node's object store
     assert streamed([auto], 2 * 64 * pixels + 1) == frozenset()
     assert streamed([auto], 2 * 64 * pixels - 1) == {data_key(auto)}
     off = DataConfig(dataset="imagefolder", root=auto.root, resolution=256, stream="off")

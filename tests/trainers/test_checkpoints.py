@@ -32,3 +32,28 @@ def test_a_checkpoint_of_another_architecture_is_one_clear_error(tmp_path):
     wider = tiny_config(**{"model.codebook_size": 64})
     with pytest.raises(ConfigError, match=r"is \(32, 8\), the model wants \(64, 8\)"):
         checkpoints.restore(folder, Autoencoder(wider.model), None)
+
+
+def test_a_restored_optimizer_state_sits_on_its_parameters_device_and_dtype(tmp_path):
+    """A resumed GPU trial: AdamW's moments must load where the parameters are. Loading casts
+    the state to each parameter's device and dtype, so the parameters must be placed before
+    it. No GPU here: float64 stands in for the device (Module.to takes either, and moves the
+    parameters in place as a CPU-to-GPU move does); the same cast governs both."""
+    from trainers.loop import build
+
+    cfg = tiny_config(**{"model.bottleneck": "ffn"})
+    model, optimizer = build(cfg, torch.device("cpu"))
+    sum(p.sum() for p in model.parameters()).backward()
+    optimizer.step()  # the moments exist now, float32 on the CPU
+    folder = checkpoints.save(tmp_path / "ffn", model, optimizer, cfg, epoch=1)
+    model, optimizer = build(cfg, torch.float64)
+    checkpoints.restore(folder, model, optimizer)  # the worker's resume()
+    model.to(torch.float64)  # then prepare_model moves the model (in place) to the device
+    placed = [
+        (tensor.device, tensor.dtype) == (param.device, param.dtype)
+        for group in optimizer.param_groups
+        for param in group["params"]
+        for name, tensor in optimizer.state[param].items()
+        if name != "step"  # AdamW keeps its step count apart by design
+    ]
+    assert placed and all(placed)

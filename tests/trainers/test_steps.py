@@ -175,6 +175,20 @@ def test_dropout_masks_repeat_per_seed_and_epoch_whatever_ran_before():
     assert not torch.equal(dropout(ones), first)
 
 
+def test_each_rank_draws_dropout_masks_of_its_own_and_rank_0_those_of_one_worker():
+    from trainers.steps import GLOBAL_STREAM, epoch_seed, seed_epoch_globals
+
+    dropout = torch.nn.Dropout(0.5)
+    ones = torch.ones(256)
+    masks = []
+    for rank in range(3):
+        seed_epoch_globals(7, 2, rank)
+        masks.append(dropout(ones))
+    assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[1], masks[2])
+    torch.manual_seed(epoch_seed(7, 2, GLOBAL_STREAM))  # the single worker's stream, as before
+    assert torch.equal(dropout(ones), masks[0])
+
+
 @pytest.mark.parametrize(("batches", "checks"), [(4, 2), (5, 3)])
 def test_a_streamed_pass_agrees_once_per_check_never_twice_at_its_end(batches, checks):
     """Each check is a collective across ranks: 4 batches checked every 2 are 2 checks, not a

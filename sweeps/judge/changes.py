@@ -100,8 +100,10 @@ def to_markdown(a: Sweep, b: Sweep, changes: list[Change], found: list[str]) -> 
     lines += [
         "",
         (
-            "Δ: B's mean test loss minus A's; paired over the seeds both sweeps ran where there "
-            "are two or more, else Welch's t. lower / higher: the interval excludes 0."
+            "Δ: with two or more seeds that both sweeps ran (paired (k seeds)), the mean of the "
+            "per-seed changes B - A over those k seeds, which differs from the printed means' "
+            "difference when either sweep ran other seeds too; otherwise B's mean minus A's, "
+            "with Welch's t. lower / higher: the interval excludes 0."
         ),
         "",
         "What differs between A and B:",

@@ -42,6 +42,14 @@ def differences(a: Sweep, b: Sweep) -> list[str]:
             )
     if a.data() != b.data():
         found.append(f"data: {', '.join(sorted(a.data()))} -> {', '.join(sorted(b.data()))}")
+    for side, sweep in (("A", a), ("B", b)):
+        for value in sweep.values():
+            if sweep.repeated(value):
+                seeds = ", ".join(map(str, sweep.repeated(value)))
+                found.append(
+                    f"{side} ran {value}'s seed {seeds} more than once: the diff keeps the "
+                    "newest finished run of each"
+                )
     return found
 
 

@@ -98,13 +98,25 @@ class Sweep:
         sweep_id = run.data.tags[keys.SWEEP_ID]
         return cls(sweep_id, run, tracking.sweep_runs(sweep_id))
 
-    def losses(self, value: str) -> dict[int, float]:
-        """seed -> test loss of the value's finished trials."""
-        return {
-            int(t.data.tags[keys.SEED]): t.data.metrics[keys.TEST_LOSS]
+    def finished(self, value: str) -> list:
+        return [
+            t
             for t in self.trials
             if t.data.tags.get(keys.VALUE) == value and keys.TEST_LOSS in t.data.metrics
+        ]
+
+    def losses(self, value: str) -> dict[int, float]:
+        """seed -> test loss of the value's finished trials (the newest where a seed repeats:
+        `repeated` names those)."""
+        return {
+            int(t.data.tags[keys.SEED]): t.data.metrics[keys.TEST_LOSS]
+            for t in self.finished(value)
         }
+
+    def repeated(self, value: str) -> list[int]:
+        """Seeds the value finished more than once (a probe, or sweeps pooled into one run)."""
+        seeds = [int(t.data.tags[keys.SEED]) for t in self.finished(value)]
+        return sorted({s for s in seeds if seeds.count(s) > 1})
 
     def values(self) -> list[str]:
         return list(dict.fromkeys(t.data.tags.get(keys.VALUE, "?") for t in self.trials))

@@ -30,11 +30,15 @@ def quiet(log_path: Path) -> Iterator[Path]:
     """Send every library's logging, Python warnings and Ray's driver messages to `log_path`
     while the block runs; everything is as it was afterwards (tests call the CLI in-process).
 
-    Ray and MLflow attach their own terminal handlers to their loggers when imported, so both
-    are imported first and their handlers set aside."""
+    Ray and MLflow attach their own terminal handlers to their loggers when imported, so they
+    are imported first and their handlers set aside: Ray Data, Train and Tune too, which a sweep
+    imports inside the block (a handler added then would print on the terminal)."""
     import mlflow  # noqa: F401 (configures its logger on import)
-    import ray  # noqa: F401 (likewise)
+    import ray
     import ray._private.worker as ray_worker
+    import ray.data  # these three add their loggers' handlers on import: set aside below
+    import ray.train
+    import ray.tune  # noqa: F401
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path)

@@ -37,6 +37,16 @@ def test_diff_without_common_seeds_uses_welch_and_says_nothing_else_changed(work
     assert "- nothing recorded: same config, code, data and versions" in text
 
 
+def test_a_repeated_seed_is_named_and_the_legend_says_what_a_paired_change_is(workspace):
+    fake_sweep("r1", {"vq": [0.020, 0.021, 0.022]})
+    fake_sweep("r2", {"vq": [0.030, 0.031, 0.032, 0.040]})
+    [*_, last] = tracking.sweep_runs("r2")  # its fourth trial reran seed 0
+    tracking.set_tags(last.info.run_id, {"ovat.seed": 0})
+    text, _ = diff("r1", "r2")
+    assert "- B ran vq's seed 0 more than once: the diff keeps the newest finished run" in text
+    assert "the mean of the per-seed changes B - A over those k seeds" in text
+
+
 def test_pooling_sweeps_of_other_code_is_a_warning_naming_the_difference(workspace, capsys):
     fake_sweep("c1", {"vq": [0.020, 0.021]})
     fake_sweep("c2", {"vq": [0.022, 0.023]})

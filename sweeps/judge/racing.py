@@ -126,6 +126,12 @@ class Race:
         return sum(self.counted[v] for v in self.decision) + seeds * len(self.racing)
 
 
+def shared_architecture(prints: dict[str, set[str]]) -> dict[str, str]:
+    """value -> the one fingerprint all its trials share ("" where they differ): the
+    `architecture` replay pairs by."""
+    return {v: next(iter(p)) if len(p) == 1 else "" for v, p in prints.items()}
+
+
 def finite(results: dict[int, float], seeds: int) -> list[float]:
     return [x for s, x in sorted(results.items()) if s < seeds and not math.isnan(x)]
 
@@ -160,9 +166,8 @@ def replay(
             (v, s) for s in range(seeds) for v in racing if s not in results.get(v, {})
         ]  # seed-major: lower seeds first, every value alike
         if missing:
-            race.needed = missing
-            race.looks = {p: len(h) for p, h in history.items() if h}
-            return race
+            race.needed = missing  # the race waits for these before it can look again
+            break
         for value in racing:
             race.counted[value] = seeds
         for a, b in combinations(racing, 2):
@@ -185,8 +190,9 @@ def replay(
                 decide(race, value, TIED, seeds)
         if not race.racing:
             break
-    race.finished, race.round, race.needed = True, 0, []
     race.looks = {p: len(h) for p, h in history.items() if h}
+    if not race.needed:
+        race.finished, race.round = True, 0
     return race
 
 

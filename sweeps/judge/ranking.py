@@ -9,7 +9,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 from sweeps.judge import stability, stats
-from sweeps.judge.racing import AT_BUDGET, BEST, TIED, Race, Rule, replay
+from sweeps.judge.racing import AT_BUDGET, BEST, TIED, Race, Rule, replay, shared_architecture
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,12 @@ def replay_rows(rows: list[TrialRow], rule: Rule) -> Race:
 
 
 def architectures(rows: list[TrialRow]) -> dict[str, str]:
-    """value -> the fingerprint all its finished trials share ("" where they differ)."""
+    """value -> the fingerprint all its trials share ("" where they differ)."""
     prints: dict[str, set[str]] = {}
     for row in rows:
         if row.fingerprint:
             prints.setdefault(row.value, set()).add(row.fingerprint)
-    return {v: next(iter(p)) if len(p) == 1 else "" for v, p in prints.items()}
+    return shared_architecture(prints)
 
 
 def counted_rows(group: list[TrialRow], race: Race | None, rows: list[TrialRow]) -> list:

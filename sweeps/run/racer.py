@@ -13,7 +13,7 @@ import pickle
 from ray.tune.search import Searcher
 
 from sweeps.define.plan import SweepPlan
-from sweeps.judge.racing import Race, Rule, replay
+from sweeps.judge.racing import Race, Rule, replay, shared_architecture
 from trainers import keys
 
 
@@ -22,29 +22,23 @@ class SeedRacer(Searcher):
         super().__init__()  # no metric: Tune would demand it in every epoch's result
         self.values = plan.values
         self.rule: Rule = plan.rule
-        self.keys = {(t.value, t.seed): t.key for t in plan.trials}
+        # The race counts seeds from 0; a plan may start at FIRST_SEED: its k-th seed is index k.
+        self.keys = {(t.value, t.seed - plan.first_seed): t.key for t in plan.trials}
         self.results: dict[str, dict[int, float]] = {v: {} for v in self.values}
-        self.started: dict[str, tuple[str, int]] = {}  # Tune trial id -> (value, seed)
+        self.started: dict[str, tuple[str, int]] = {}  # Tune trial id -> (value, seed index)
         self.running: set[str] = set()
         self.prints: dict[str, set[str]] = {v: set() for v in self.values}  # architectures
 
     def race(self) -> Race:
-        architecture = {v: next(iter(p)) if len(p) == 1 else "" for v, p in self.prints.items()}
-        return replay(self.values, self.results, self.rule, architecture)
-
-    def next_trial(self) -> tuple[str, int] | None:
-        """What the race needs now, else a speculative seed, else nothing (wait)."""
-        race = self.race()
-        begun = set(self.started.values())
-        for trial in race.needed + race.speculative():
-            if trial not in begun:
-                return trial
-        return None
+        return replay(self.values, self.results, self.rule, shared_architecture(self.prints))
 
     def suggest(self, trial_id: str):
-        trial = self.next_trial()
+        """What the race needs now, else a speculative seed; else wait, or end the search."""
+        race = self.race()
+        begun = set(self.started.values())
+        trial = next((t for t in race.needed + race.speculative() if t not in begun), None)
         if trial is None:
-            if self.race().finished and not self.running:
+            if race.finished and not self.running:
                 return Searcher.FINISHED
             return None  # Tune asks again once a running trial ends
         self.started[trial_id] = trial

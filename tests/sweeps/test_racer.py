@@ -10,9 +10,9 @@ from tests.conftest import tiny_plan
 LOSSES = {"vq": 0.5, "ffn": 0.1}  # far apart: vq separated at the first look
 
 
-def plan(budget: int = 0):
+def plan(budget: int = 0, first_seed: int = 0):
     raw = {"vary": {"model.bottleneck": ["vq", "ffn"]}, "baseline": "vq"}
-    return tiny_plan("racer", raw, rule=Rule(3, 5, budget))
+    return tiny_plan("racer", raw, rule=Rule(3, 5, budget), first_seed=first_seed)
 
 
 def complete(racer: SeedRacer, trial_id: str) -> None:
@@ -54,3 +54,15 @@ def test_a_failed_trial_is_a_result_and_never_rerun():
     value, seed = racer.started["t0"]
     assert racer.results[value][seed] != racer.results[value][seed]  # NaN: failed
     assert (value, seed) not in racer.race().needed
+
+
+def test_a_race_from_a_first_seed_other_than_0_runs_that_seed_first_and_finishes():
+    racer = SeedRacer(plan(first_seed=3))
+    first = [racer.suggest(f"t{i}") for i in range(6)]
+    assert sorted(c["trial"] for c in first) == sorted(
+        f"{v}/s{s}" for v in ("vq", "ffn") for s in (3, 4, 5)
+    )
+    for i in range(6):
+        complete(racer, f"t{i}")
+    assert racer.race().decision == {"vq": SEPARATED, "ffn": "best"}
+    assert racer.suggest("t6") == Searcher.FINISHED

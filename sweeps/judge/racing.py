@@ -25,6 +25,7 @@ from itertools import combinations
 from scipy import special
 
 from sweeps.judge.boundaries import GAMMA, nominal_levels
+from sweeps.judge.stats import moments, welch_test
 
 ALPHA = 0.05
 SEPARATED, BEST, TIED, AT_BUDGET, FAILED = (
@@ -174,7 +175,7 @@ def replay(
             if (a, b) in race.paired:
                 outcome = paired_test(results[a], results[b], seeds)
             else:
-                outcome = test(finite(results[a], seeds), finite(results[b], seeds))
+                outcome = welch_test(finite(results[a], seeds), finite(results[b], seeds))
             history[(a, b)].append(outcome)
         reject(race, history)
         for value in racing:
@@ -200,24 +201,6 @@ def decide(race: Race, value: str, decision: str, seeds: int) -> None:
     race.decision[value] = decision
     race.decided_at[value] = seeds
     race.counted.setdefault(value, seeds)
-
-
-def moments(xs: list[float]) -> tuple[float, float]:
-    """(mean, variance of the mean) in floating point: statistics.variance is exact and slow."""
-    mean = math.fsum(xs) / len(xs)
-    return mean, math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1) / len(xs)
-
-
-def test(a: list[float], b: list[float]) -> tuple[float, float]:
-    """(Welch's two-sided p-value, mean(a) - mean(b)); p = 1 where either side has < 2."""
-    if len(a) < 2 or len(b) < 2:
-        return 1.0, 0.0
-    (mean_a, va), (mean_b, vb) = moments(a), moments(b)
-    if va + vb == 0:
-        return (0.0 if mean_a != mean_b else 1.0), mean_a - mean_b
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    t = (mean_a - mean_b) / math.sqrt(va + vb)
-    return float(2 * special.stdtr(df, -abs(t))), mean_a - mean_b
 
 
 def paired_test(a: dict[int, float], b: dict[int, float], seeds: int) -> tuple[float, float]:

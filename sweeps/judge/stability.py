@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
+from sweeps.judge.stats import welch_test
+
 RESAMPLES = 4000  # draws of every mean (>= 2,000): P(best) to about +-0.01
 SEED = 0  # the draws' own seed: the same sweep always gives the same probabilities
 ALPHA = 0.05  # family-wise error rate of the tied-with-best tests (Holm)
@@ -55,11 +57,7 @@ def posterior_ranks(losses: dict[str, list[float]], draws: int = RESAMPLES) -> n
 
 def welch_p(a: list[float], b: list[float]) -> float:
     """Two-sided Welch t-test p-value; 1 when either side cannot be tested (n < 2)."""
-    if len(a) < 2 or len(b) < 2:
-        return 1.0
-    if statistics.variance(a) == 0 and statistics.variance(b) == 0:
-        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
-    return float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return welch_test(a, b)[0]
 
 
 def tied_with_best(losses: dict[str, list[float]], alpha: float = ALPHA) -> set[str]:

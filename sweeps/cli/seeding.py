@@ -31,7 +31,7 @@ def budget(text: str | None) -> int:
     return int(text)
 
 
-def seed_rule(args: argparse.Namespace, values: int) -> Rule | None:
+def seed_rule(args: argparse.Namespace) -> Rule | None:
     """The race of SEEDS=auto (MIN_SEEDS, MAX_SEEDS, BUDGET), or None for a fixed count."""
     if not adaptive(args):
         for option, given in (("MIN_SEEDS", args.min_seeds), ("MAX_SEEDS", args.max_seeds)):
@@ -40,20 +40,19 @@ def seed_rule(args: argparse.Namespace, values: int) -> Rule | None:
         return None
     least = int_option("MIN_SEEDS", args.min_seeds, Rule.min_seeds, minimum=2)
     most = int_option("MAX_SEEDS", args.max_seeds, max(Rule.max_seeds, least), minimum=least)
-    rule = Rule(least, most, budget(args.budget))
-    if rule.budget and rule.budget < rule.least_trials(values):
+    return Rule(least, most, budget(args.budget))
+
+
+def check_budget(args: argparse.Namespace, rule: Rule | None, values: int, trials: int) -> None:
+    """BUDGET= must pay for a race's first round, or for every trial of a fixed plan."""
+    if rule and rule.budget and rule.budget < rule.least_trials(values):
         raise ConfigError(
             f"BUDGET={rule.budget} cannot pay the first round: {values} values x "
-            f"MIN_SEEDS={least} = {rule.least_trials(values)} trials; raise BUDGET or lower "
-            "MIN_SEEDS"
+            f"MIN_SEEDS={rule.min_seeds} = {rule.least_trials(values)} trials; raise BUDGET or "
+            "lower MIN_SEEDS"
         )
-    return rule
-
-
-def check_fixed_budget(args: argparse.Namespace, trials: int) -> None:
-    """BUDGET= with a fixed seed count: refused when the plan needs more trials."""
     limit = budget(args.budget)
-    if limit and trials > limit:
+    if not rule and limit and trials > limit:
         raise ConfigError(
             f"the plan needs {trials} trials but BUDGET={limit}: lower SEEDS=, or let the seeds "
             "stop where values are decided (SEEDS=auto)"
@@ -66,7 +65,8 @@ def describe(rule: Rule, values: int) -> str:
     return (
         f"ovat: seeds: auto: every value starts with {rule.min_seeds} seeds and gets one more "
         f"per round until it is separated from a better value, or reaches {rule.max_seeds} "
-        f"(Welch tests in a group-sequential design, Holm over {pairs} pairs, family-wise "
+        f"(paired or Welch t-tests in a group-sequential design, Holm over {pairs} pairs, "
+        f"family-wise "
         f"{rule.alpha:.0%}; docs/ranking.md)"
         + (f"; budget {rule.budget} trials" if rule.budget else "")
     )

@@ -25,15 +25,12 @@ from trainers.presets import PRESETS
 def build_plan(ablation: ablations.Ablation, args: argparse.Namespace) -> SweepPlan:
     """The one plan of this command: every trial with its parsed config, checked before Ray."""
     first_seed = int_option("FIRST_SEED", args.first_seed, 0, minimum=0)
-    overrides = sweep_overrides(args)
-    if seeding.adaptive(args):
-        values = len(ablations.plan(ablation, overrides, 1, first_seed, args.preset or "").values)
-        rule = seeding.seed_rule(args, values)
-        return ablations.plan(ablation, overrides, None, first_seed, args.preset or "", rule)
-    seeding.seed_rule(args, 0)  # MIN_SEEDS= or MAX_SEEDS= without SEEDS=auto: refused
-    seeds = int_option("SEEDS", args.seeds, ablation.seeds, minimum=1)
-    plan = ablations.plan(ablation, overrides, seeds, first_seed, args.preset or "")
-    seeding.check_fixed_budget(args, len(plan.trials))
+    rule = seeding.seed_rule(args)
+    seeds = None if rule else int_option("SEEDS", args.seeds, ablation.seeds, minimum=1)
+    plan = ablations.plan(
+        ablation, sweep_overrides(args), seeds, first_seed, args.preset or "", rule
+    )
+    seeding.check_budget(args, rule, len(plan.values), len(plan.trials))
     return plan
 
 
@@ -147,7 +144,7 @@ def check_unchanged(
     ):
         refuse("SEEDS", started, args.seeds)
     if plan.rule and seeding.adaptive(args):  # MIN_SEEDS=, MAX_SEEDS=, BUDGET= as started
-        given = seeding.seed_rule(args, len(plan.values))
+        given = seeding.seed_rule(args)
         for option in ("min_seeds", "max_seeds", "budget"):
             now, then = getattr(given, option), getattr(plan.rule, option)
             if getattr(args, option) and now != then:

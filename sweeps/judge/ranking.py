@@ -44,11 +44,11 @@ class RankRow:
     failed: int
     notes: str  # audit warnings and architecture collisions; empty when all is well
     diff_to_baseline: float  # mean - baseline mean; negative is better
-    diff_ci_low: float  # Welch 95% interval of that difference (NaN with n < 2)
+    diff_ci_low: float  # Welch 95% interval (a race: its test's level; NaN with n < 2)
     diff_ci_high: float
     verdict: str  # better / worse / within noise / baseline / n < 2
-    p_best: float = math.nan  # bootstrap over seeds: how often this value ranks first
-    rank_low: int = 0  # the ranks it takes in 95% of the bootstrap (0: n < 2)
+    p_best: float = math.nan  # t draws of each mean: how often this value ranks first
+    rank_low: int = 0  # the ranks it takes in 95% of the draws (0: n < 2)
     rank_high: int = 0
     tied_with_best: bool = False  # not separable from the best (Holm-corrected Welch tests)
     val_loss_mean: float = math.nan  # the best value is chosen on this, not on test loss

@@ -24,7 +24,7 @@ RANGE = 0.95  # the rank range covers this share of the draws
 @dataclass(frozen=True)
 class Stability:
     p_best: float  # NaN when the value has fewer than 2 finished seeds
-    rank_low: int  # the rank range holding 95% of the bootstrap (0 when unknown)
+    rank_low: int  # the rank range holding 95% of the draws (0 when unknown)
     rank_high: int
     tied_with_best: bool  # not separable from the best by a Holm-corrected Welch test
 

@@ -70,7 +70,8 @@ def publish(
     """
     sweep_ids = [checked(sweep_id) for sweep_id in sweep_ids]  # they name folders
     rows = [row for sweep_id in sweep_ids for row in trial_rows(sweep_id)]
-    rule = race_of(parent_run_ids)
+    parents = [tracking.client().get_run(run_id) for run_id in parent_run_ids]
+    rule = race_of(parents)
     table = ranking.rank(rows, baseline, rule)
     name = "+".join(sweep_ids)
     title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
@@ -89,14 +90,14 @@ def publish(
         summarize(parent, table, summary_markdown(table, title))
     if ablation != keys.PROBE_ABLATION:  # `latest` is the newest sweep, never a probe
         (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
-    experiment = tracking.client().get_run(parent_run_ids[-1]).info.experiment_id
+    experiment = parents[-1].info.experiment_id
     view = leaderboard.publish_view(sweep_ids[-1], tracking.experiment_name(experiment))
     return Published(name, table, markdown, paths, view)
 
 
-def race_of(parent_run_ids: list[str]):
+def race_of(parents: list):
     """The rule of a SEEDS=auto sweep; none for pooled sweeps, whose seeds no race counted."""
-    rules = [seed_rule(tracking.client().get_run(r)) for r in parent_run_ids]
+    rules = [seed_rule(run) for run in parents]
     if len(rules) > 1 and any(rules):
         print(
             "ovat: warning: pooled sweeps rank every finished seed; the SEEDS=auto race of "

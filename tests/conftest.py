@@ -5,12 +5,45 @@ because starting Ray costs ~10 s here and each TorchTrainer worker group another
 """
 
 import contextlib
+import faulthandler
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Per test, its fixtures' setup and teardown included. The longest today (a module's sweep plus
+# its first test) takes ~4 min here; `pytest.mark.time_limit(s)` raises it for one module.
+TIME_LIMIT_S = 900
+# A test stuck where Python never runs its signal handler (a C call that does not return) is
+# ended this much later, with every thread's stack on stderr.
+HARD_LIMIT_GRACE_S = 120
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A test that hangs fails after its time limit, with every thread's stack, instead of
+    holding the whole run until CI's own deadline ends it with no word of where it hung (a
+    driver that outlived its test once kept the shared Ray's CPUs, and the next sweep waited)."""
+    marker = item.get_closest_marker("time_limit")
+    limit = int(marker.args[0]) if marker else TIME_LIMIT_S
+
+    def expire(signum, frame):
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        raise TimeoutError(f"{item.nodeid} ran past its time limit of {limit} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(limit)
+    faulthandler.dump_traceback_later(limit + HARD_LIMIT_GRACE_S, exit=True)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
 
 
 WATCHED = ("OVAT_DATA_DIR", "OVAT_RESULTS", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")

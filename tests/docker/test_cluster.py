@@ -30,7 +30,8 @@ from tests.conftest import ROOT, free_port
 from tests.docker.compose import compose_client
 from trainers import audit, checkpoints, keys
 
-pytestmark = pytest.mark.docker
+# A cold image build alone can take ~15 min on a fresh engine.
+pytestmark = [pytest.mark.docker, pytest.mark.time_limit(2400)]
 
 ADMIN = "admin"
 # Two trials (the two residual blocks, one seed), one epoch, a few images: trials ask for the

@@ -20,7 +20,7 @@ from sweeps.cli import main
 from sweeps.judge.racing import SEPARATED, TIED
 from sweeps.publish.summary import rebuild
 from tests.conftest import ROOT
-from tests.integration.test_resume import trial_runs, wait_for
+from tests.integration.test_resume import stop_driver, trial_runs, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -95,18 +95,19 @@ def test_a_killed_driver_resumed_reaches_the_same_decisions(
     }
     command = [sys.executable, "-m", "sweeps.cli", "sweep", str(path), *RACE]
     client = mlflow.tracking.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    with open(workspace / "first.log", "w") as log:
-        driver = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=log)
+    log = workspace / "first.log"
+    with open(log, "w") as output:
+        driver = subprocess.Popen(command, cwd=workspace, env=env, stdout=output, stderr=output)
         try:
             wait_for(
                 lambda: len([r for r in trial_runs(client) if r.info.status == "FINISHED"]) >= 6,
                 400,
                 "six trials to finish",
                 driver,
+                log,
             )
         finally:
-            driver.send_signal(signal.SIGKILL)
-            driver.wait(timeout=120)
+            stop_driver(driver, signal.SIGKILL, log)
     assert main(["sweep", str(path), *RACE, "--resume", "1"]) == 0, capsys.readouterr().err
     assert decisions(rebuild("latest").ranking) == decisions(first_race[0])
     runs = trial_runs(client)

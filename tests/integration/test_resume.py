@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -47,16 +48,32 @@ def trial_runs(client):
     return client.search_runs(experiments, "tags.`ovat.role` = 'trial'")
 
 
-def wait_for(condition, timeout: float, what: str, process=None):
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+def wait_for(condition, timeout: float, what: str, process, log: Path):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the sweep ended (rc {process.returncode}) before {what}")
+        if process.poll() is not None:
+            pytest.fail(f"the sweep ended (rc {process.returncode}) before {what}:\n{tail(log)}")
         time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
+    pytest.fail(f"timed out waiting for {what}:\n{tail(log)}")
+
+
+def stop_driver(process: subprocess.Popen, stop: signal.Signals, log: Path) -> None:
+    """Send `stop`; a driver still there 120 s later is killed, so that it cannot keep holding
+    the shared Ray instance's CPUs (later tests would wait for them), and the test fails."""
+    process.send_signal(stop)
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"the sweep was still running 120 s after {stop.name}:\n{tail(log)}")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -76,24 +93,26 @@ def test_a_stopped_driver_resumes_only_the_missing_trial(
     command = [sys.executable, "-m", "sweeps.cli", "sweep", str(path), "--dataset", "imagefolder"]
     command += ["--root", str(root)]
     client = mlflow.tracking.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    with open(workspace / "first.log", "w") as log:
-        first = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=log)
+    log = workspace / "first.log"
+    with open(log, "w") as output:
+        first = subprocess.Popen(command, cwd=workspace, env=env, stdout=output, stderr=output)
         try:
             finished = wait_for(
                 lambda: [r for r in trial_runs(client) if r.info.status == "FINISHED"],
                 400,
                 "the first trial to finish",
                 first,
+                log,
             )
             running = wait_for(
                 lambda: [r for r in trial_runs(client) if r.info.status == "RUNNING"],
                 120,
                 "the second trial to start",
                 first,
+                log,
             )
         finally:
-            first.send_signal(stop)
-            first.wait(timeout=120)
+            stop_driver(first, stop, log)
     [done], [interrupted] = finished, running
     assert done.data.tags["ovat.value"] != interrupted.data.tags["ovat.value"]
     [sweep_run] = client.search_runs(
@@ -102,7 +121,7 @@ def test_a_stopped_driver_resumes_only_the_missing_trial(
     if stop == signal.SIGKILL:
         assert first.returncode == -signal.SIGKILL
     else:  # Tune's graceful path: state saved, the sweep's run KILLED, exit code 130
-        said = (workspace / "first.log").read_text()
+        said = log.read_text()
         assert first.returncode == 130, said[-3000:]
         assert "interrupted" in said and "RESUME=" in said
         assert sweep_run.info.status == "KILLED"

@@ -13,6 +13,7 @@ skipped and reported with its reason; it never stops the preparation.
 
 import pickle
 import socket
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,21 @@ def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(batch["data"]), np.asarray(batch["labels"])
 
 
+def batch_rows(path: Path, side: int) -> int:
+    """How many images a batch file holds, without reading its pixels: an `.npz`'s array
+    header, or for a pickle its size over one image's bytes (an upper bound: the pickle also
+    holds the labels)."""
+    if path.suffix == ".npz":
+        with zipfile.ZipFile(path) as archive, archive.open("data.npy") as member:
+            major, _ = np.lib.format.read_magic(member)
+            header = np.lib.format.read_array_header_1_0
+            if major != 1:
+                header = np.lib.format.read_array_header_2_0
+            shape, _, _ = header(member)
+        return shape[0]
+    return path.stat().st_size // (3 * side * side)
+
+
 def resize_batch(images: np.ndarray, res: int) -> np.ndarray:
     """Square (N, s, s, 3) uint8 to (N, res, res, 3), antialiased bilinear, 4096 at a time."""
     import torch
@@ -149,8 +165,14 @@ def resize_batch(images: np.ndarray, res: int) -> np.ndarray:
     return np.concatenate(out) if out else np.empty((0, res, res, 3), np.uint8)
 
 
+# A batch row's index in its split: its batch file's number in the split's listing times this,
+# plus its row in the file (a batch file holds ~128k rows): unique in the split, known before
+# any file is read, so batch files decode in parallel.
+ROWS_PER_BATCH_BOUND = 2**32
+
+
 def decode_arrays(
-    root: str, path: str, official: str, res: int, side: int, splitter: Splitter
+    root: str, path: str, official: str, res: int, side: int, splitter: Splitter, file_number: int
 ) -> Decoded:
     """One batch file; its rows are keyed '<file>#<row>' for the split hash."""
     check_visible(root)
@@ -171,7 +193,7 @@ def decode_arrays(
             picked if res == side else resize_batch(picked, res),
             labels[chosen].astype(np.int64) - 1,
             [keys[i] for i in chosen],
-            chosen.astype(np.int64),
+            file_number * ROWS_PER_BATCH_BOUND + chosen.astype(np.int64),
         )
     return decoded
 

@@ -40,6 +40,9 @@ RESIZE_DETAIL = {
     "crop": "shorter side to resolution (bilinear, antialiased), centre crop",
     "squash": "the whole image to resolution x resolution (bilinear, antialiased), no crop",
 }
+# The oldest format whose shards are still right, by decoder: before format 3 a batch layout's
+# `index` repeated across its batch files, and a streamed `data.limit` kept the wrong rows.
+OLDEST_RIGHT_FORMAT = {"files": 2, "arrays": 3}
 CHUNK_FILES = 256  # files per decode task: about a second of work, enough to amortise a task
 
 
@@ -66,6 +69,7 @@ def plan_parts(
                     "res": res,
                     "side": side,
                     "splitter": splitter,
+                    "file_number": k,
                 }
                 parts.append(Part(f"{official}-{k:05d}", "arrays", (task,)))
         return parts
@@ -201,6 +205,15 @@ def locked(folder: Path):
         yield
 
 
+def reusable(manifest: dict | None, listing: Listing) -> bool:
+    """Whether a prepared folder holds `listing`'s files in a format whose shards are right."""
+    return (
+        manifest is not None
+        and manifest.get("checksum") == listing.checksum
+        and manifest.get("format", 0) >= OLDEST_RIGHT_FORMAT[listing.decoder]
+    )
+
+
 def staged(folder: Path, plan: dict) -> Path:
     """The partial folder for this plan: kept if it was started with the same plan."""
     staging = folder.with_name(f".{folder.name}.partial")
@@ -229,8 +242,7 @@ def assemble(staging: Path, parts: list[Part]) -> tuple[dict, list[dict], int]:
 def prepare_listing(listing: Listing, folder: Path, settings: dict, side: int = 0) -> Path:
     """Prepare `listing` into `folder` (see the module's docstring); returns the folder."""
     with locked(folder):
-        done = read_manifest(folder)
-        if done is not None and done.get("checksum") == listing.checksum:
+        if reusable(read_manifest(folder), listing):
             return folder  # another driver finished it while we waited
         splitter = Splitter(
             settings["protocol"],
@@ -245,7 +257,12 @@ def prepare_listing(listing: Listing, folder: Path, settings: dict, side: int = 
             )
         resize = settings.get("resize", "crop")
         parts = plan_parts(listing, settings["resolution"], splitter, side, resize)
-        plan = {**settings, "checksum": listing.checksum, "parts": len(parts)}
+        plan = {
+            **settings,
+            "format": FORMAT_VERSION,
+            "checksum": listing.checksum,
+            "parts": len(parts),
+        }
         staging = staged(folder, plan)
         todo = [p for p in parts if not (staging / f"part-{p.name}.json").is_file()]
         total = sum(len(c.get("paths", ())) for p in todo for c in p.chunks)  # 0: arrays

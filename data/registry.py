@@ -11,8 +11,9 @@ from pathlib import Path
 
 from data import sample
 from data.config import DataConfig
+from data.decode import batch_rows
 from data.layouts import LAYOUTS, scan
-from data.prepare import prepare_listing
+from data.prepare import prepare_listing, reusable
 from data.shards import SplitArrays, read_manifest, write_prepared
 
 Builder = Callable[[DataConfig], tuple[dict[str, SplitArrays], dict]]
@@ -62,22 +63,27 @@ def is_prepared(cfg: DataConfig, data_dir: Path) -> bool:
     manifest = read_manifest(prepared_folder(cfg, data_dir))
     if cfg.dataset not in LAYOUTS:
         return manifest is not None
-    checksum = scan(cfg.dataset, cfg.root).checksum  # raises for a wrong layout
-    return manifest is not None and manifest.get("checksum") == checksum
+    return reusable(manifest, scan(cfg.dataset, cfg.root))  # scan raises for a wrong layout
 
 
 def images_to_load(cfg: DataConfig, data_dir: Path, splits: tuple[str, ...] = ()) -> int:
     """How many images a trial loads (all splits or `splits`, `data.limit` each): the prepared
-    counts, or, before a layout is prepared, every listed file (an upper bound; nothing is
-    decoded)."""
+    counts, or, before a layout is prepared, every listed image (an upper bound: the official
+    split, read from the file listing and the batch files' headers; nothing is decoded)."""
     manifest = read_manifest(prepared_folder(cfg, data_dir))
     if manifest is not None:
         entries = manifest["splits"].items()
         counts = [e["count"] for name, e in entries if not splits or name in splits]
-    elif cfg.dataset in LAYOUTS and not LAYOUTS[cfg.dataset].side:  # one file per image
-        listed = scan(cfg.dataset, cfg.root).splits.items()
-        counts = [len(split.paths) for name, split in listed if not splits or name in splits]
-    else:  # `sample` (a few MB) or array batches (counted once prepared)
+    elif cfg.dataset in LAYOUTS:
+        listing, side = scan(cfg.dataset, cfg.root), LAYOUTS[cfg.dataset].side
+        counts = [
+            sum(batch_rows(listing.root / path, side) for path in split.paths)
+            if side
+            else len(split.paths)  # one file per image
+            for name, split in listing.splits.items()
+            if not splits or name in splits
+        ]
+    else:  # `sample`: a few MB
         return 0
     return sum(min(count, cfg.limit) if cfg.limit else count for count in counts)
 
@@ -102,11 +108,15 @@ def prepare(cfg: DataConfig, data_dir: Path) -> Path:
     if cfg.dataset in LAYOUTS:
         listing = scan(cfg.dataset, cfg.root)
         manifest = read_manifest(folder)
-        if manifest is not None and manifest.get("checksum") == listing.checksum:
+        if reusable(manifest, listing):
             return folder
         if manifest is not None:
-            print(f"ovat: the files under {listing.root} changed since {folder} was prepared; "
-                  "preparing again")  # fmt: skip
+            why = (
+                f"the files under {listing.root} changed since it was prepared"
+                if manifest.get("checksum") != listing.checksum
+                else f"it was prepared by an older ovat (format {manifest.get('format', 1)})"
+            )
+            print(f"ovat: {folder}: {why}; preparing again")
         side = LAYOUTS[cfg.dataset].side
         return prepare_listing(listing, folder, source_settings(cfg), side)
     if read_manifest(folder) is not None:

@@ -7,11 +7,13 @@ temporary sibling folder that is renamed into place only after the manifest is i
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
@@ -25,7 +27,9 @@ SHARD_BYTES = 256 * 2**20  # ~256 MiB per shard: large enough to stream, small e
 # Row groups of ~8 MiB: the unit Ray Data reads, splits among workers and shuffles locally (one
 # 256 MiB group per shard would hand a worker a quarter GB at a time).
 ROW_GROUP_BYTES = 8 * 2**20
-FORMAT_VERSION = 2  # 2: parts, protocol and skipped files in a layout's manifest
+# 2: parts, protocol and skipped files in a layout's manifest; 3: a batch layout's row index is
+# unique in its split (before, it was the row in its batch file)
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class SplitArrays:
     images: np.ndarray
     class_ids: np.ndarray
     sources: list[str]
-    index: np.ndarray | None = None  # each row's position in its source split (default 0..N-1)
+    index: np.ndarray | None = None  # each row's key, unique in its source split (default 0..N-1)
 
 
 def _table(split: SplitArrays, start: int, stop: int) -> pa.Table:
@@ -105,6 +109,21 @@ def subset_rows(count: int, limit: int, split: str, seed: int = 0) -> np.ndarray
         return np.arange(count)
     salt = int.from_bytes(split.encode(), "big")
     return np.sort(np.random.default_rng([seed, salt]).choice(count, limit, replace=False))
+
+
+def subset_filter(folder: Path, split: str, limit: int, seed: int = 0) -> Callable:
+    """A filter over any batch of the split's shard rows that keeps exactly the rows
+    `read_split(folder, split, limit, seed)` loads: a stream (which sees rows in no fixed order)
+    picks them by their stored index, which must therefore be unique in the split."""
+    index = np.asarray(read_column(folder, split, "index"))
+    if np.unique(index).size != index.size:
+        raise PreparedDataError(
+            f"{folder}: the {split} split's row index repeats, so a streamed data.limit would "
+            "keep other rows than an in-memory one; it was prepared by an older ovat: run "
+            "`make prepare` with the same DATASET and ROOT to prepare it again"
+        )
+    wanted = pa.array(index[subset_rows(len(index), limit, split, seed)])
+    return lambda table: table.filter(pc.is_in(table["index"], value_set=wanted))
 
 
 def read_split(folder: Path, split: str, limit: int = 0, seed: int = 0) -> np.ndarray:

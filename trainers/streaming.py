@@ -14,16 +14,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import ray.data
 import ray.train
 import torch
 from ray.data import ExecutionOptions, ExecutionResources, RandomSeedConfig
 
 from data.config import DataConfig
-from data.shards import pixels, read_column, shard_paths, subset_rows
+from data.shards import pixels, shard_paths, subset_filter
 from trainers.steps import epoch_seed
 
 # `data.stream=auto` streams a train split larger than this share of the largest node's object
@@ -69,14 +66,8 @@ def train_datasets(cfg: DataConfig, folder: str, seed: int, epochs: int) -> dict
     paths = [str(p) for p in shard_paths(folder, "train")]
     base = read_train(paths)
     if cfg.limit:
-        index = np.asarray(read_column(folder, "train", "index"))
-        chosen = index[subset_rows(len(index), cfg.limit, "train", cfg.split_seed)]
-        wanted = pa.array(chosen)
-        base = base.map_batches(
-            lambda table: table.filter(pc.is_in(table["index"], value_set=wanted)),
-            batch_format="pyarrow",
-            num_cpus=READ_CPUS,
-        )
+        chosen = subset_filter(folder, "train", cfg.limit, cfg.split_seed)
+        base = base.map_batches(chosen, batch_format="pyarrow", num_cpus=READ_CPUS)
     return {
         epoch_name(epoch): base.randomize_block_order(
             seed=RandomSeedConfig(seed=epoch_seed(seed, epoch), reseed_after_execution=False)

@@ -1,9 +1,12 @@
 """Preparing each on-disk variant (in-process; the Ray path is in tests/integration/test_prepare.py):
 counts, quirky files, the split protocols, reuse, resume after an interruption, and errors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -11,8 +14,16 @@ from data import prepare as preparing
 from data.config import DataConfig
 from data.decode import crop
 from data.layouts import LayoutError
-from data.registry import prepare, prepared_folder
-from data.shards import read_column, read_manifest, read_split, subset_rows
+from data.registry import images_to_load, prepare, prepared_folder
+from data.shards import (
+    PreparedDataError,
+    read_column,
+    read_manifest,
+    read_split,
+    shard_paths,
+    subset_filter,
+    subset_rows,
+)
 from tests.data import trees
 from tests.data.trees import BUILDERS
 
@@ -334,3 +345,58 @@ def test_a_limited_split_is_a_seeded_subset_spread_over_every_class(tmp_path):
         rows, subset_rows(len(classes), 12, "train", seed=1)
     )
     assert np.array_equal(read_split(folder, "train", limit=12), read_split(folder, "train")[rows])
+
+
+def streamed_sources(folder: Path, limit: int, seed: int) -> list[str]:
+    """The sources a stream of the train shards keeps with `data.limit` (the stream's own
+    filter, applied to each shard's rows as Ray Data hands them over)."""
+    keep = subset_filter(folder, "train", limit, seed)
+    return [
+        s
+        for path in shard_paths(folder, "train")
+        for s in keep(pq.read_table(path))["source"].to_pylist()
+    ]
+
+
+@pytest.mark.parametrize("name", ["imagenet32", "imagefolder"])
+def test_streamed_and_in_memory_limits_keep_the_same_rows(tmp_path, name):
+    # imagenet32's tree has two batch files of 30 rows: before format 3 each row's index was its
+    # row in its file, so the stream kept every row of either file whose row was chosen
+    BUILDERS[name](tmp_path / "src")
+    folder, _ = prepared(name, tmp_path / "src", tmp_path / "data")
+    sources = read_column(folder, "train", "source")
+    in_memory = [sources[row] for row in subset_rows(len(sources), 10, "train", 3)]
+    assert sorted(streamed_sources(folder, 10, 3)) == sorted(in_memory)
+
+
+def test_a_batch_layout_of_an_older_format_is_prepared_again_and_never_streamed(tmp_path, capsys):
+    trees.downsampled_tree(tmp_path / "src", 32, npz=False)
+    folder, manifest = prepared("imagenet32", tmp_path / "src", tmp_path / "data")
+    # format 2 as it was: the index restarting at 0 in every batch file
+    old = {**manifest, "format": 2}
+    (folder / "manifest.json").write_text(json.dumps(old))
+    for path in sorted(folder.glob("train-*.parquet")):
+        table = pq.read_table(path)
+        rows = [int(s.split("#")[1]) for s in table["source"].to_pylist()]
+        table = table.set_column(0, "index", pa.array(rows, pa.int64()))
+        pq.write_table(table, path)
+    with pytest.raises(PreparedDataError, match="row index repeats.*make prepare"):
+        subset_filter(folder, "train", 10)
+    again, manifest = prepared("imagenet32", tmp_path / "src", tmp_path / "data")
+    assert "prepared by an older ovat (format 2); preparing again" in capsys.readouterr().out
+    assert again == folder and manifest["format"] == 3
+    assert len(streamed_sources(folder, 10, 0)) == 10
+
+
+@pytest.mark.parametrize("name, npz", [("imagenet32", False), ("imagenet64", True)])
+def test_an_unprepared_batch_layout_is_counted_from_its_files(tmp_path, name, npz):
+    # Before, 0 until prepared: `data.stream=auto` chose memory and the object-store guard
+    # passed, then the whole train split went into the object store.
+    trees.downsampled_tree(tmp_path / "src", int(name[-2:]), npz=npz)  # 2 batches of 30 + val
+    cfg = DataConfig(dataset=name, root=str(tmp_path / "src"), resolution=16)
+    counted = images_to_load(cfg, tmp_path / "data", ("train",))
+    assert not (tmp_path / "data").exists()  # counted without preparing
+    assert counted == 60 if npz else 60 <= counted <= 62  # a pickle's labels: an upper bound
+    assert images_to_load(cfg, tmp_path / "data") == counted + 30  # and the val batch
+    prepare(cfg, tmp_path / "data")
+    assert 0 < images_to_load(cfg, tmp_path / "data", ("train",)) < counted  # holdout cut val

@@ -24,6 +24,9 @@ WEIGHTS_HASH = "ovat.weights_hash"  # a hash of the final weights' bytes
 PARAMS_TOTAL = "params_total"
 PARAMS_BOTTLENECK = "params_bottleneck"
 IMAGES_PER_S = "train_images_per_s"
+# A restored worker group's re-reported last epoch: the checkpoint it was restored from (a trial
+# restarted after its final checkpoint reports no new one, and its run must still log one).
+RESTORED_CHECKPOINT = "restored_checkpoint_path"
 
 # Tags of sweep, trial and follow-up runs.
 ROLE = "ovat.role"  # sweep, trial, eval, transplant, finetune

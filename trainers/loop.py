@@ -53,17 +53,27 @@ def build(cfg: ExperimentConfig, device: torch.device):
     return model, optimizer
 
 
-def resume(model: Autoencoder, optimizer: torch.optim.Optimizer) -> tuple[int, int, list[dict]]:
-    """(finished epochs, resumes including this one, their results) from the last checkpoint,
-    or (0, 0, []). A worker-group restart (FailureConfig) and a restored sweep both come back
-    through here."""
+def resume(
+    model: Autoencoder, optimizer: torch.optim.Optimizer
+) -> tuple[int, int, list[dict], str]:
+    """(finished epochs, resumes including this one, their results, the checkpoint's path) from
+    the last checkpoint, or (0, 0, [], ""). A worker-group restart (FailureConfig) and a restored
+    sweep both come back through here."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0, 0, []
+        return 0, 0, [], ""
     with checkpoint.as_directory() as folder:
         start = checkpoints.restore(Path(folder), model, optimizer)
         state = checkpoints.read_state(Path(folder))
-        return start, state["resumes"] + 1, state["history"]
+        return start, state["resumes"] + 1, state["history"], checkpoint.path
+
+
+def replayed(history: list[dict], checkpoint_path: str) -> list[dict]:
+    """The restored epochs' results, the last naming the checkpoint they come from: a trial
+    restarted after its final checkpoint trains no further epoch and reports no new one."""
+    if not history:
+        return []
+    return [*history[:-1], {**history[-1], keys.RESTORED_CHECKPOINT: checkpoint_path}]
 
 
 @dataclass
@@ -84,6 +94,7 @@ class Worker:
     start: int  # epochs finished before this worker group (from a checkpoint)
     resumes: int
     history: list[dict]  # the results reported for those epochs, kept in the checkpoint
+    restored_from: str  # the checkpoint those epochs came from ("" for a fresh start)
     watch: audit.UpdateAudit
     flops_per_image: float
     startup: dict[str, float]  # trial start to first step, and its parts
@@ -121,7 +132,7 @@ def setup(loop_config: dict) -> Worker:
     data_at = time.time()
     reduce = functools.partial(all_reduce, device=device)
     model, optimizer = build(cfg, device)
-    start, resumes, history = resume(model, optimizer)
+    start, resumes, history, restored_from = resume(model, optimizer)
     trained = fastpath.convert(ray.train.torch.prepare_model(model), fast)
     ready = time.time()
     started_at = loop_config.get("started_at", entered)
@@ -141,6 +152,7 @@ def setup(loop_config: dict) -> Worker:
         start=start,
         resumes=resumes,
         history=history,
+        restored_from=restored_from,
         watch=audit.UpdateAudit(model),
         flops_per_image=loop_config["flops_per_image"],
         startup={
@@ -161,7 +173,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     # A result the driver never received (the sweep was stopped or its driver killed after the
     # checkpoint was written) is reported again; MLflow ignores the ones it already holds, as
     # each keeps the timestamp of its first report.
-    for past in worker.history:
+    for past in replayed(worker.history, worker.restored_from):
         ray.train.report(past)
     try:
         train_epochs(worker)

@@ -29,6 +29,7 @@ SKIP = set(AUTO_RESULT_KEYS) | {
     "trial_id",
     "experiment_tag",
     "checkpoint_path",
+    keys.RESTORED_CHECKPOINT,
 }
 TAG_PREFIXES = (keys.PLACEMENT, keys.TAG)  # string results under these become run tags
 
@@ -46,6 +47,12 @@ def error_reason(trial) -> str:
     error = trial.get_pickled_error() or trial.get_error()
     lines = str(error or "trial failed").strip().splitlines() or ["trial failed"]
     return lines[-1][:5000]
+
+
+def final_checkpoint(result: dict) -> str:
+    """The checkpoint a trial's last result points to: the one it reported, or where a trial
+    restarted after its final checkpoint was restored from (it reports no new one)."""
+    return result.get("checkpoint_path") or result.get(keys.RESTORED_CHECKPOINT) or ""
 
 
 def tags_of(result: dict) -> dict[str, str]:
@@ -128,7 +135,7 @@ class MlflowTrialLogger(ray.tune.Callback):
             "complete",
             self.open(trial),
             diverged=last.get(keys.DIVERGED) or "",
-            checkpoint=last.get("checkpoint_path") or "",
+            checkpoint=final_checkpoint(last),
         )
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -57,3 +57,22 @@ def test_a_restored_optimizer_state_sits_on_its_parameters_device_and_dtype(tmp_
         if name != "step"  # AdamW keeps its step count apart by design
     ]
     assert placed and all(placed)
+
+
+def test_a_trial_restored_after_its_final_checkpoint_still_logs_that_checkpoint(tmp_path):
+    # Such a trial trains no further epoch: its last result is the replayed one, and the run
+    # used to end FINISHED with no checkpoint (`register_best`, `make eval` then failed for it).
+    from sweeps.run.mlflow_callback import final_checkpoint, metrics_of
+    from trainers.keys import RESTORED_CHECKPOINT
+    from trainers.loop import replayed
+
+    folder = str(saved(tmp_path, "vq"))
+    history = [{"epoch": 1, "val_loss": 0.2}, {"epoch": 2, "val_loss": 0.1}]
+    results = replayed(history, folder)
+    assert [r["epoch"] for r in results] == [1, 2]
+    assert final_checkpoint(results[-1]) == folder
+    assert final_checkpoint(results[0]) == ""  # only the last epoch's result names it
+    assert RESTORED_CHECKPOINT not in history[-1]  # what later checkpoints keep is unchanged
+    assert metrics_of(results[-1]) == {"val_loss": 0.1}  # never a metric
+    assert final_checkpoint({**results[-1], "checkpoint_path": "/new"}) == "/new"
+    assert replayed([], folder) == []

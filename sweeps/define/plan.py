@@ -58,6 +58,9 @@ class SweepPlan:
     tags: dict[str, str] = field(default_factory=dict)  # added to the sweep and every trial
     value_tag: str = ""  # a tag that repeats each trial's value (the probe's ovat.probe)
     rule: Rule | None = None  # SEEDS=auto: the race deciding each value's seeds (trials: the most)
+    # The data keys whose train split streams, decided once when the sweep starts and kept for
+    # its resumes, so that a resumed trial never switches data paths (None: not decided yet).
+    streamed: frozenset[str] | None = None
 
     def trial(self, key: str) -> Trial:
         """The trial of a Tune trial's config["trial"] (Tune's param space holds only keys:
@@ -94,6 +97,7 @@ class SweepPlan:
         }
         fields |= {"base": self.base.to_flat(), "trials": [t.to_json() for t in self.trials]}
         fields["rule"] = asdict(self.rule) if self.rule else None
+        fields["streamed"] = None if self.streamed is None else sorted(self.streamed)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(fields, indent=1))
         return path
@@ -104,4 +108,6 @@ class SweepPlan:
         trials = tuple(Trial.from_json(t) for t in fields.pop("trials"))
         rule = fields.pop("rule", None)
         fields["rule"] = Rule(**rule) if rule else None
+        streamed = fields.pop("streamed", None)  # absent from plans saved before it was kept
+        fields["streamed"] = None if streamed is None else frozenset(streamed)
         return cls(trials=trials, base=ExperimentConfig.from_flat(fields.pop("base")), **fields)

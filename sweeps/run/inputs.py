@@ -8,7 +8,7 @@ import ray
 from data.config import DataConfig
 from data.registry import images_to_load, prepared_folder
 from data.splits import SPLITS
-from sweeps.define.plan import Trial
+from sweeps.define.plan import SweepPlan, Trial
 from trainers.evaluation import EVAL_SPLITS, load_splits
 from trainers.flops import train_flops_per_image
 from trainers.paths import data_dir
@@ -45,6 +45,14 @@ def streamed(data: list[DataConfig], store: float) -> frozenset[str]:
     return frozenset(
         key for key, d in distinct.items() if streams_train(d, split_bytes(d, ("train",)), store)
     )
+
+
+def plan_streams(plan: SweepPlan, store: float) -> frozenset[str]:
+    """The plan's streaming choice: the one its sweep started with (a resume), else decided now
+    for this cluster's object store."""
+    if plan.streamed is not None:
+        return plan.streamed
+    return streamed([t.config.data for t in plan.trials], store)
 
 
 # Counted once per model and data config in the driver, not at every trial's start-up: a count

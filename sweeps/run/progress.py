@@ -12,6 +12,7 @@ import ray.tune
 
 from trainers import keys
 
+ENDED = ("TERMINATED", "ERROR")  # Tune's statuses of a trial that will not run again
 CLEAR = "\r\x1b[2K"  # back to the line's start and erase it (a terminal's status line)
 
 
@@ -31,7 +32,18 @@ class TrialProgress(ray.tune.Callback):
         self.stream = out  # None: sys.stdout when printing (Tune pickles its callbacks)
         self.total, self.done, self.running = len(plan.trials), 0, 0
         self.at_most = plan.rule is not None  # a race may stop before its last trial
-        self.started = clock()  # wall clock: survives a restore
+        self.started = clock()
+        self.earlier: int | None = None  # trials ended before this run of the sweep (a resume)
+
+    def setup(self, **info):
+        """Each `fit`, also a resumed sweep's (its callbacks come back as first pickled): the
+        time counts from now, not across the downtime."""
+        self.started, self.done, self.running, self.earlier = self.clock(), 0, 0, None
+
+    def on_step_begin(self, iteration, trials, **info):
+        if self.earlier is None:  # the first step sees the trials a resumed sweep restored
+            self.earlier = sum(t.status in ENDED for t in trials)
+            self.done = self.earlier
 
     @property
     def out(self) -> TextIO:
@@ -43,11 +55,12 @@ class TrialProgress(ray.tune.Callback):
 
     def eta(self) -> str:
         """Time left at the rate trials have finished so far (concurrency included)."""
-        if self.done == 0:
-            return "time left: known after the first trial ends"
+        ended_now = self.done - (self.earlier or 0)
         if self.done >= self.total:
             return "done"
-        per_trial = (self.clock() - self.started) / self.done
+        if ended_now <= 0:
+            return "time left: known after the first trial ends"
+        per_trial = (self.clock() - self.started) / ended_now
         left = duration(per_trial * (self.total - self.done))
         return f"at most about {left} left" if self.at_most else f"about {left} left"
 

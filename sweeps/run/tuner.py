@@ -19,7 +19,7 @@ from sweeps.errors import ResumeError, SweepInterrupted
 from sweeps.publish.registry import register_best
 from sweeps.publish.summary import Published, publish
 from sweeps.run.cluster import check_object_store, concurrency, ensure_ray, smallest_object_store
-from sweeps.run.inputs import streamed, trial_inputs
+from sweeps.run.inputs import plan_streams, trial_inputs
 from sweeps.run.mlflow_callback import MlflowTrialLogger
 from sweeps.run.outbox import Outbox
 from sweeps.run.progress import TrialProgress
@@ -82,11 +82,11 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
     """Run every trial of the plan and publish its ranking; a plan that cannot run on this
     cluster is refused before anything is written."""
     ensure_ray()
-    data = [t.config.data for t in plan.trials]
-    streams = streamed(data, smallest_object_store())
+    streams = plan_streams(plan, smallest_object_store())
     at_once = concurrency(plan.trials, streams=streams)  # refused first: a trial that never fits
-    check_object_store(data, streams=streams)
+    check_object_store([t.config.data for t in plan.trials], streams=streams)
     sweep_id = sweep_id or new_sweep_id(plan.name)
+    plan = dataclasses.replace(plan, streamed=streams)
     plan.save(plan_path(sweep_id))
     sweep_tags = {
         keys.SWEEP_ID: sweep_id,
@@ -178,9 +178,8 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
     done = frozenset(r.data.tags[keys.TRIAL_KEY] for r in trials if r.info.status == "FINISHED")
     print(f"ovat: resuming {sweep_id}: {len(done)} of {len(plan.trials)} trials finished")
     ensure_ray()
-    data = [t.config.data for t in plan.trials]
-    streams = streamed(data, smallest_object_store())
-    check_object_store(data, streams=streams)
+    streams = plan_streams(plan, smallest_object_store())  # as the sweep started
+    check_object_store([t.config.data for t in plan.trials], streams=streams)
     resumed = int(parent.data.tags.get(keys.RESUMED, 0)) + 1
     tracking.set_tags(parent.info.run_id, {keys.RESUMED: resumed, keys.STATUS: "running"})
     with sweep_run_ends(parent.info.run_id):

@@ -8,8 +8,8 @@ from tests.conftest import tiny_plan
 
 
 class FakeTrial:
-    def __init__(self, key: str):
-        self.config = {"trial": key}
+    def __init__(self, key: str, status: str = "RUNNING"):
+        self.config, self.status = {"trial": key}, status
 
 
 class Terminal(io.StringIO):
@@ -53,3 +53,21 @@ def test_on_a_terminal_the_status_is_one_line_redrawn_below_the_events():
 
 def test_durations_read_as_a_person_would_say_them():
     assert [duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m05s", "1h02m"]
+
+
+def test_a_resumed_sweep_counts_its_ended_trials_and_times_from_the_resume():
+    now = [1000.0]
+    plan = tiny_plan("p", {"vary": {"model.bottleneck": ["vq", "ffn"]}}, seeds=2)  # 4 trials
+    progress = TrialProgress(plan, clock=lambda: now[0], out=io.StringIO())
+    now[0] = 90_000.0  # the driver was killed; resumed a day later (Tune restores callbacks)
+    progress.setup()
+    restored = [FakeTrial("vq/s0", "TERMINATED"), FakeTrial("vq/s1", "TERMINATED")]
+    progress.on_step_begin(0, [*restored, FakeTrial("ffn/s0", "PENDING")])
+    assert progress.status() == (
+        "ovat: 2/4 trials done, 0 running, 0s elapsed, time left: known after the first trial ends"
+    )
+    progress.on_trial_start(0, [], FakeTrial("ffn/s0"))
+    now[0] += 60
+    progress.on_step_begin(1, [*restored, FakeTrial("ffn/s0")])  # counted once, at the first
+    progress.on_trial_complete(0, [], FakeTrial("ffn/s0"))
+    assert progress.status() == "ovat: 3/4 trials done, 0 running, 1m00s elapsed, about 1m00s left"

@@ -156,3 +156,27 @@ def test_auto_and_off_left_in_memory_share_one_copy(tmp_path, monkeypatch):
     check_object_store([auto, off], [node(one_copy / 1e9 + 0.001)], streams=streams)
     with pytest.raises(ResourceError):  # the streamed variant's val and test come on top
         check_object_store([auto, off, on], [node(one_copy / 1e9 + 0.001)], streams=streams)
+
+
+def test_a_resumed_plan_streams_as_its_sweep_started_whatever_the_cluster_is_now(
+    tmp_path, monkeypatch
+):
+    import dataclasses
+
+    from sweeps.define.plan import SweepPlan
+    from sweeps.run.inputs import data_key, plan_streams
+    from tests.data import trees
+
+    monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
+    trees.imagefolder_tree(tmp_path / "tree", per_class=20)
+    overrides = {"data.dataset": "imagefolder", "data.root": str(tmp_path / "tree")}
+    plan = tiny_plan("s", {"vary": {"model.bottleneck": ["vq", "ffn"]}}, overrides)
+    small, large = 1.0, 1e12  # object-store bytes: the split streams on the first only
+    key = data_key(plan.base.data)
+    assert plan_streams(plan, small) == {key} and plan_streams(plan, large) == frozenset()
+    started = dataclasses.replace(plan, streamed=plan_streams(plan, small))
+    resumed = SweepPlan.load(started.save(tmp_path / "plan.json"))
+    assert resumed == started
+    assert plan_streams(resumed, large) == {key}  # a resumed trial keeps its data path
+    # a plan.json saved before the choice was kept: decided again, as before
+    assert plan_streams(SweepPlan.load(plan.save(tmp_path / "old.json")), large) == frozenset()

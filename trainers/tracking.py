@@ -289,8 +289,20 @@ def run_status(run_id: str) -> str:
     return client().get_run(run_id).info.status
 
 
+EXPERIMENTS_PAGE = 1000  # MLflow's most per search_experiments call
+
+
 def _all_experiments() -> list[str]:
-    return [e.experiment_id for e in client().search_experiments()]
+    """Every experiment's id, page by page: one call returns at most a page, and on a shared
+    server a sweep's experiment past the first would be missed (its trials' runs not found, a
+    resume opening duplicates)."""
+    ids, token = [], None
+    while True:
+        page = client().search_experiments(max_results=EXPERIMENTS_PAGE, page_token=token)
+        ids += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            return ids
 
 
 def search_runs(tags: dict[str, str]) -> list:

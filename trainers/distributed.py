@@ -19,6 +19,20 @@ def all_reduce(sums: Sums, device: torch.device) -> Sums:
     return Sums(packed[0].item(), int(packed[1].item()))
 
 
+def all_reduce_batch_means(means: dict[str, float], batches: int, device) -> dict[str, float]:
+    """Per-batch means (a split's bottleneck statistics) over every rank's batches: each rank's
+    means weighted by its batch count, as one process evaluating the whole split would."""
+    if not is_distributed() or not means:
+        return means
+    names = sorted(means)
+    packed = torch.tensor(
+        [means[n] * batches for n in names] + [float(batches)], dtype=torch.float64, device=device
+    )
+    dist.all_reduce(packed)
+    total = max(packed[-1].item(), 1.0)
+    return {n: packed[i].item() / total for i, n in enumerate(names)}
+
+
 def all_reduce_means(means: list[float], device: torch.device) -> list[float]:
     """Per-step means over all ranks (equal batches on every rank): one collective per epoch."""
     if not is_distributed() or not means:

@@ -39,12 +39,13 @@ class Evaluator:
     """One split with its fixed masks, sliced to this rank; the same masks in every trial."""
 
     def __init__(self, images: np.ndarray, cfg: ExperimentConfig, rank: int = 0, world: int = 1,
-                 reduce: Callable[[Sums], Sums] = lambda sums: sums):  # fmt: skip
+                 reduce: Callable[[Sums], Sums] = lambda sums: sums,
+                 reduce_stats: Callable[[dict, int], dict] = lambda stats, batches: stats):  # fmt: skip
         grid = cfg.data.resolution // cfg.data.patch_size
         keep = fixed_eval_grid(len(images), grid, cfg.data.mask_ratio, cfg.data.eval_mask_seed)
         self.all_images, self.all_keep = as_tensor(images), keep  # views: no copy
         self.images, self.keep = self.all_images[rank::world], keep[rank::world]
-        self.cfg, self.reduce = cfg, reduce
+        self.cfg, self.reduce, self.reduce_stats = cfg, reduce, reduce_stats
 
     def first(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The split's first n images and their masks, the same on every rank and trial."""
@@ -55,4 +56,5 @@ class Evaluator:
     ) -> tuple[float, dict]:
         data = self.cfg.data
         sums, stats = evaluate(model, self.images, self.keep, data, EVAL_BATCH, device, fast)
-        return self.reduce(sums).mean, stats
+        batches = -(-len(self.images) // EVAL_BATCH)  # the split's, not this rank's, statistics
+        return self.reduce(sums).mean, self.reduce_stats(stats, batches)

@@ -23,7 +23,7 @@ import torch
 from models.autoencoder import Autoencoder, parameter_counts
 from trainers import audit, checkpoints, fastpath, keys, streaming
 from trainers.config import ExperimentConfig, TrainConfig
-from trainers.distributed import agree_min, all_reduce, all_reduce_means
+from trainers.distributed import agree_min, all_reduce, all_reduce_batch_means, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
 from trainers.placement import placement, process_started_at
 from trainers.previews import PREVIEW_IMAGES, reconstruction_grid
@@ -131,6 +131,7 @@ def setup(loop_config: dict) -> Worker:
     splits = ray.get(loop_config["data"])  # val and test; train too unless it is streamed
     data_at = time.time()
     reduce = functools.partial(all_reduce, device=device)
+    reduce_stats = functools.partial(all_reduce_batch_means, device=device)
     model, optimizer = build(cfg, device)
     start, resumes, history, restored_from = resume(model, optimizer)
     trained = fastpath.convert(ray.train.torch.prepare_model(model), fast)
@@ -144,8 +145,8 @@ def setup(loop_config: dict) -> Worker:
         device=device,
         fast=fast,
         train_images=resident(as_tensor(splits["train"]), device) if "train" in splits else None,
-        val=Evaluator(splits["val"], cfg, rank, world, reduce),
-        test=Evaluator(splits["test"], cfg, rank, world, reduce),
+        val=Evaluator(splits["val"], cfg, rank, world, reduce, reduce_stats),
+        test=Evaluator(splits["test"], cfg, rank, world, reduce, reduce_stats),
         model=model,
         trained=trained,
         optimizer=optimizer,
@@ -217,11 +218,12 @@ def train_and_validate(worker: Worker, epoch: int) -> dict | None:
         return None
     train_s = time.perf_counter() - started
     val_loss, val_stats = worker.val(worker.model, device, worker.fast)  # uncompiled, as eval
-    images = train.count  # this rank's
+    trial = all_reduce(train, device)
+    images = trial.count  # every rank's: the trial's rate, not rank 0's share of it
     metrics = {
         keys.EPOCH: epoch + 1,
-        keys.TRAIN_LOSS: all_reduce(train, device).mean,
-        "train_s": train_s,  # the training pass alone, no eval, report or checkpoint
+        keys.TRAIN_LOSS: trial.mean,
+        "train_s": train_s,  # rank 0's training pass alone (ranks step together under DDP)
         keys.IMAGES_PER_S: images / train_s,
         **({"train_data_wait_share": worker.data_wait_s / train_s} if worker.data_wait_s else {}),
         "achieved_tflops": worker.flops_per_image * images / train_s / 1e12,

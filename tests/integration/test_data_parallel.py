@@ -52,6 +52,10 @@ def test_a_two_worker_trial_with_unequal_shards_finishes_and_is_ranked(parallel_
     assert sorted(steps) == list(range(1, 2 * EPOCHS + 1))
     assert run.data.metrics["audit.untrained_params"] == 0
     assert run.data.metrics["audit.frozen_changed"] == 0
+    for value in ("2x32", "1x64"):  # the trial's rate: both ranks' 2 x 32 images a step
+        metrics = runs[value].data.metrics
+        trained = metrics["train_images_per_s"] * metrics["train_s"]
+        assert trained == pytest.approx(2 * 64), value  # rank 0's alone were 64
 
 
 def test_its_test_loss_is_the_whole_test_split_scored_again_in_one_process(parallel_sweep):

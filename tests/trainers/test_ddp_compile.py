@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from data.config import DataConfig
 from models.autoencoder import Autoencoder
 from tests.conftest import tiny_model
+from trainers.distributed import all_reduce_batch_means
 from trainers.fastpath import PLAIN, FastPath, convert
 from trainers.steps import Shard, draw_keep, epoch_seed, seed_everything, train_epoch, train_step
 
@@ -64,7 +65,9 @@ def worker(rank: int, port: int, results) -> None:
         torch._dynamo.reset()
         compiled = train(rank, FastPath(compile=True))
         epoch = epoch_of(DistributedDataParallel, 8, Shard(rank, 2))
-        results[rank] = {"eager": eager, "compiled": compiled, "epoch": epoch}
+        # rank 0 scored 1 batch of the split with a mean of 1.0, rank 1 scored 2 averaging 4.0
+        stats = all_reduce_batch_means({"usage": [1.0, 4.0][rank]}, [1, 2][rank], CPU)
+        results[rank] = {"eager": eager, "compiled": compiled, "epoch": epoch, "stats": stats}
     finally:
         dist.destroy_process_group()
 
@@ -110,3 +113,8 @@ def test_compiled_ddp_trains_as_eager_ddp_does(ranks):
         eager, compiled = ranks[rank]["eager"], ranks[rank]["compiled"]
         assert compiled[0] == pytest.approx(eager[0], rel=1e-4)
         torch.testing.assert_close(compiled[1], eager[1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_splits_statistics_are_its_batches_mean_over_every_rank(ranks):
+    # They were rank 0's alone: half the val and test splits under two workers.
+    assert ranks[0]["stats"] == ranks[1]["stats"] == {"usage": pytest.approx((1.0 + 2 * 4.0) / 3)}

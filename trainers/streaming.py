@@ -39,7 +39,11 @@ READ_TASKS = 2
 # with one (in memory: ~70). Footers are a few KB a shard; one actor reads them with 128
 # threads. Set for the whole Ray job (`sweeps.run.cluster.ensure_ray`); a value you export wins.
 RAY_DATA_ENV = {"RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1"}
-STREAM_CPUS = 0.5
+# Streams a trial runs at once: the epoch it trains on and the next one's look-ahead
+# (`EpochStreams`), each with READ_TASKS reads in flight. A reserve for one made the look-ahead's
+# reads queue for the current epoch's CPU, or other trials' CPU.
+STREAMS_AT_ONCE = 2
+STREAM_CPUS = READ_CPUS * READ_TASKS * STREAMS_AT_ONCE
 SHUFFLE_BATCHES = 4  # the local shuffle buffer holds this many batches of rows
 # Blocks a stream may hold in the object store at once: Ray Data's default budget is a share of
 # the whole store, which a large split fills (reads outrun training), so a trial's memory would

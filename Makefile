@@ -109,7 +109,11 @@ COMPOSE_CLIENT = $(shell docker compose version >/dev/null 2>&1 && echo "docker 
 COMPOSE = $(COMPOSE_CLIENT) -p $(CLUSTER_NAME) -f docker/compose.yaml --env-file $(CLUSTER_ENV) \
 	$(if $(wildcard docker/.images.env),--env-file docker/.images.env) --profile $(CLUSTER_PROFILE)
 # what cluster-sweep passes on to `make sweep` in the head, where set
-SWEEP_VARIABLES := ABLATION SEEDS MIN_SEEDS MAX_SEEDS BUDGET FIRST_SEED EPOCHS PRESET DATASET ROOT RES RESUME VERBOSE
+SWEEP_VARIABLES := ABLATION SEEDS MIN_SEEDS MAX_SEEDS BUDGET FIRST_SEED REPEATS EPOCHS PRESET DATASET ROOT RES RESUME VERBOSE
+# Ctrl-C must reach the driver in the head, or a later RESUME= starts a second one beside it.
+# With a terminal, exec allocates one and ^C travels through it; without (a log, CI: -T),
+# `docker exec` passes no signal on, so the recipe's trap interrupts the driver itself.
+EXEC_TTY := $(shell test -t 0 || echo -T)
 
 cluster-images: ## build ovat's image (official base and PostgreSQL images where pullable, else made from Debian)
 	@$(PYTHON) docker/images.py
@@ -125,9 +129,10 @@ cluster-up: cluster-env cluster-images ## start docker/compose.yaml (Ray head, w
 cluster-down: ## stop the compose cluster; its named volumes keep runs, artifacts, checkpoints and shards
 	@$(COMPOSE) down --remove-orphans
 
-cluster-sweep: ## `make sweep` inside the compose cluster's Ray head (ABLATION, SEEDS, EPOCHS, PRESET, DATASET, ROOT, RES, SET)
-	@$(COMPOSE) exec -T ray-head make sweep $(foreach v,$(SWEEP_VARIABLES),$(if $($(v)),$(v)='$($(v))')) \
-		$(if $(SET),SET='$(SET)')
+cluster-sweep: ## `make sweep` inside the compose cluster's Ray head (ABLATION, SEEDS, REPEATS, EPOCHS, PRESET, DATASET, ROOT, RES, SET); Ctrl-C stops it there
+	@trap '$(COMPOSE) exec -T ray-head sh docker/interrupt-sweep.sh; exit 130' INT TERM; \
+	$(COMPOSE) exec $(EXEC_TTY) ray-head make sweep \
+		$(foreach v,$(SWEEP_VARIABLES),$(if $($(v)),$(v)='$($(v))')) $(if $(SET),SET='$(SET)')
 
 list: setup ## list ablations, bottlenecks and datasets
 	@$(OVAT) list

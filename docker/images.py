@@ -1,6 +1,6 @@
 """The compose cluster's images: ovat's own, and the base and PostgreSQL images it needs.
 
-Official images are used where they can be pulled (python:3.11-slim-bookworm, postgres:17).
+Official images are used where they can be pulled (python:3.11-slim-bookworm, postgres:15-bookworm).
 Where no registry is reachable, both are made from Debian's packages instead: a bookworm base
 by `debootstrap` from the host's Debian mirror, and PostgreSQL 15 on it (docker/postgres/).
 Every image is built once per machine and reused; ovat's own rebuild reuses its dependency
@@ -25,9 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 IMAGES_ENV = REPO / "docker" / ".images.env"
 OFFICIAL_BASE = "python:3.11-slim-bookworm"
-OFFICIAL_POSTGRES = "postgres:17"
 DEBIAN_BASE = "ovat-debian:bookworm"
-DEBIAN_POSTGRES = "ovat-postgres:15"
+# One PostgreSQL major version for the official image and the one made from Debian bookworm's
+# package (15): a data volume written by one major version cannot be read by another.
+POSTGRES_MAJOR = "15"
+OFFICIAL_POSTGRES = f"postgres:{POSTGRES_MAJOR}-bookworm"
+DEBIAN_POSTGRES = f"ovat-postgres:{POSTGRES_MAJOR}"
 PULL_TIMEOUT_S = 120
 
 
@@ -122,11 +125,31 @@ def debian_base() -> str:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ovat-rootfs-") as rootfs:
         run(["debootstrap", "--variant=minbase", "bookworm", rootfs, mirror])
-        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        run(["docker", "import", "-", DEBIAN_BASE], stdin=tar.stdout)
-        tar.wait()
+        try:
+            tar_into(rootfs, ["docker", "import", "-", DEBIAN_BASE])
+        except ImageError:
+            run(["docker", "image", "rm", "--force", DEBIAN_BASE], check=False)
+            raise
     say(f"{DEBIAN_BASE} made in {time.monotonic() - started:.0f} s")
     return DEBIAN_BASE
+
+
+def tar_into(folder: str, consumer: list[str]) -> None:
+    """Pipe a tar of `folder` into `consumer`; both must succeed: a tar that fails midway hands
+    the consumer a partial but well-formed stream, and `docker import` would make an image of
+    it that every later build reuses."""
+    tar = subprocess.Popen(
+        ["tar", "-C", folder, "-c", "."], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        run(consumer, stdin=tar.stdout)
+    finally:
+        tar.stdout.close()
+        said = tar.stderr.read().decode(errors="replace")
+        tar.stderr.close()
+        tar.wait()
+    if tar.returncode != 0:
+        raise ImageError(f"tar of {folder} failed ({tar.returncode}):\n{said.strip()[-2000:]}")
 
 
 def base_image() -> str:

@@ -11,7 +11,10 @@ set -eu
 : "${MLFLOW_FLASK_SERVER_SECRET_KEY:?set it in docker/.env}"
 if [ -z "${MLFLOW_BACKEND_STORE_URI:-}" ]; then
     : "${POSTGRES_USER:?}" "${POSTGRES_PASSWORD:?}" "${POSTGRES_DB:?}"
-    MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST:-postgres}:5432/${POSTGRES_DB}"
+    # No password in the URI, which becomes the server's command line (`ps`, `docker top`):
+    # libpq reads it from PGPASSWORD, in this process's environment only.
+    export PGPASSWORD="$POSTGRES_PASSWORD"
+    MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://${POSTGRES_USER}@${POSTGRES_HOST:-postgres}:5432/${POSTGRES_DB}"
 fi
 config="$(mktemp -d)/basic_auth.ini"
 cat > "$config" <<INI

@@ -9,12 +9,16 @@ and fail under CI=1."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import pty
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -54,16 +58,19 @@ class Cluster:
     password: str
     timings: dict
 
-    def make(self, target: str, **variables: str) -> subprocess.CompletedProcess:
+    def make_command(self, target: str, **variables: str) -> list[str]:
         settings = {
             "CLUSTER_NAME": self.name,
             "CLUSTER_ENV": str(self.env_file),
             "CLUSTER_PROFILE": "cpu",
             **variables,
         }
+        return ["make", target, *(f"{k}={v}" for k, v in settings.items())]
+
+    def make(self, target: str, **variables: str) -> subprocess.CompletedProcess:
         started = time.monotonic()
         result = subprocess.run(
-            ["make", target, *(f"{k}={v}" for k, v in settings.items())],
+            self.make_command(target, **variables),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -329,3 +336,135 @@ def test_runs_and_artifacts_survive_down_and_up(cluster, tmp_path):
     assert not cluster.compose("ps", "-q").stdout.split()
     cluster.make("cluster-up")
     assert trial_weights(cluster, tmp_path / "after") == before
+
+
+def secret(cluster, name: str) -> str:
+    return dict(
+        line.split("=", 1) for line in cluster.env_file.read_text().splitlines() if "=" in line
+    )[name]
+
+
+def test_each_secret_is_only_where_it_is_used_and_on_no_command_line(cluster):
+    # Workers had the tracking admin's password (only the head's driver writes to MLflow), and
+    # the database's was in the tracking server's command line, for `ps` and `docker top`.
+    database, admin = (
+        secret(cluster, "POSTGRES_PASSWORD"),
+        secret(cluster, "MLFLOW_TRACKING_PASSWORD"),
+    )
+    services = set()
+    for container in cluster.compose("ps", "-q").stdout.split():
+        inspected = json.loads(sh("docker", "inspect", container).stdout)[0]
+        service = inspected["Config"]["Labels"]["com.docker.compose.service"]
+        services.add(service)
+        environment = "\n".join(inspected["Config"]["Env"])
+        assert (admin in environment) == (service in ("ray-head", "mlflow")), service
+        assert (database in environment) == (service in ("postgres", "mlflow")), service
+        top = sh("docker", "top", container, "-eo", "pid,args")  # docker top needs the pid
+        assert top.returncode == 0, top.stderr
+        command_lines = top.stdout
+        assert len(command_lines.splitlines()) > 1 and database not in command_lines, service
+        assert admin not in command_lines, service
+        assert database not in " ".join(inspected["Config"]["Cmd"] or []), service
+    assert {"ray-head", "ray-worker-cpu", "mlflow", "postgres"} <= services
+
+
+DRIVERS = (
+    "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'ova[t] sweep' "
+    "&& echo ${p#/proc/}; done; true"
+)
+
+
+def drivers_in_the_head(cluster) -> list[str]:
+    return cluster.compose("exec", "-T", "ray-head", "sh", "-c", DRIVERS).stdout.split()
+
+
+def newest_sweep(cluster, experiment: str) -> dict | None:
+    found = [
+        e["experiment_id"]
+        for e in json.loads(cluster.api("/api/2.0/mlflow/experiments/search", max_results=100))[
+            "experiments"
+        ]
+        if e["name"] == experiment
+    ]
+    if not found:
+        return None
+    search = {
+        "experiment_ids": found,
+        "filter": "tags.`ovat.role` = 'sweep'",
+        "order_by": ["attributes.start_time DESC"],
+        "max_results": 1,
+    }
+    runs = json.loads(cluster.api("/api/2.0/mlflow/runs/search", body=search)).get("runs", [])
+    return runs[0] if runs else None
+
+
+def training(cluster, experiment: str, before: str) -> bool:
+    """Whether a sweep newer than `before` has a trial that reported an epoch."""
+    sweep = newest_sweep(cluster, experiment)
+    if sweep is None or sweep["info"]["run_id"] == before:
+        return False
+    search = {
+        "experiment_ids": [sweep["info"]["experiment_id"]],
+        "filter": f"tags.`ovat.sweep_id` = '{_tag(sweep, keys.SWEEP_ID)}' "
+        "and tags.`ovat.role` = 'trial' and metrics.train_loss > 0",
+    }
+    return bool(json.loads(cluster.api("/api/2.0/mlflow/runs/search", body=search)).get("runs"))
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "no-terminal"])
+def test_ctrl_c_on_the_host_stops_the_driver_in_the_head(cluster, terminal):
+    # `compose exec -T` passed no signal on: the driver kept running in the head, and a later
+    # RESUME= started a second one beside it.
+    experiment = "ovat-bottleneck"
+    earlier = newest_sweep(cluster, experiment)
+    before = earlier["info"]["run_id"] if earlier else ""
+    command = cluster.make_command(
+        "cluster-sweep", **{**SWEEP, "ABLATION": "bottleneck", "EPOCHS": "4"}
+    )
+    said = []
+    if terminal:  # a person at a terminal: ^C typed into it
+        controller, terminal_end = pty.openpty()
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdin=terminal_end, stdout=terminal_end, stderr=terminal_end,
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(terminal_end)
+
+        def read():
+            with contextlib.suppress(OSError):
+                while chunk := os.read(controller, 4096):
+                    said.append(chunk.decode(errors="replace"))
+
+        threading.Thread(target=read, daemon=True).start()
+    else:  # a script or CI: SIGINT to make's process group, as a shell's Ctrl-C sends it
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not training(cluster, experiment, before):
+            assert process.poll() is None, f"the sweep ended first: {''.join(said)[-3000:]}"
+            assert time.monotonic() < deadline, "no trial reported an epoch in 300 s"
+            time.sleep(2)
+        assert drivers_in_the_head(cluster)
+        if terminal:
+            os.write(controller, b"\x03")
+        else:
+            os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if terminal:
+            os.close(controller)
+    output = "".join(said) if terminal else process.stdout.read()
+    assert process.returncode != 0, output[-3000:]
+    deadline = time.monotonic() + 120
+    while drivers_in_the_head(cluster):
+        assert time.monotonic() < deadline, f"the driver still runs in the head:\n{output[-3000:]}"
+        time.sleep(2)
+    sweep = newest_sweep(cluster, experiment)
+    assert sweep["info"]["status"] == "KILLED", output[-3000:]
+    assert _tag(sweep, keys.STATUS) == "interrupted"

@@ -31,6 +31,20 @@ def test_ray_keeps_token_authentication_with_one_required_token():
         assert env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # no default token
 
 
+def test_only_the_head_holds_tracking_credentials_and_no_command_line_a_password():
+    # Only the head's sweep driver writes to MLflow; workers (and every process on them) had
+    # the admin password. The database's was in the server's command line (`ps`, `docker top`).
+    for name in RAY:
+        env = SERVICES[name]["environment"]
+        credentials = {"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_USERNAME"}
+        assert credentials & set(env) == (credentials if name == "ray-head" else set()), name
+        assert env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # the head kept the rest
+    uri = re.search(
+        r'MLFLOW_BACKEND_STORE_URI="([^"]+)"', (DOCKER / "mlflow-server.sh").read_text()
+    )
+    assert "PASSWORD" not in uri[1] and "PGPASSWORD" in (DOCKER / "mlflow-server.sh").read_text()
+
+
 def test_mlflow_runs_basic_auth_on_postgres_and_serves_artifacts_from_a_volume():
     script = (DOCKER / "mlflow-server.sh").read_text()
     assert "--app-name basic-auth" in script
@@ -51,7 +65,9 @@ def test_mlflow_runs_basic_auth_on_postgres_and_serves_artifacts_from_a_volume()
 
 def test_every_image_can_be_replaced_by_a_variable_and_none_is_minio():
     for name, service in SERVICES.items():
-        assert service["image"].startswith("${"), name  # e.g. ${POSTGRES_IMAGE:-postgres:17}
+        assert service["image"].startswith("${"), (
+            name
+        )  # e.g. ${POSTGRES_IMAGE:-postgres:15-bookworm}
         assert "minio" not in service["image"]
     assert SERVICES["mlflow"]["pull_policy"] == "never"  # ovat's image is built, never pulled
 

@@ -1,6 +1,11 @@
-"""docker/images.py without a docker engine: which Debian mirror a base image is made from."""
+"""docker/images.py without a docker engine: which Debian mirror a base image is made from, the
+PostgreSQL version, and the root filesystem's archive."""
 
 import importlib.util
+import re
+import tarfile
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -35,3 +40,25 @@ def test_the_debian_mirror_is_the_hosts_bookworm_source_not_another_vendors(tmp_
     assert images.debian_mirror(tmp_path / "none") == "http://deb.debian.org/debian"
     monkeypatch.setenv("DEBIAN_MIRROR", "http://chosen.example/debian")
     assert images.debian_mirror(tmp_path) == "http://chosen.example/debian"
+
+
+def test_both_postgresql_images_are_one_major_version():
+    # a volume written by the official 17 could not be read by Debian's 15 on the same volume
+    default = re.search(
+        r"\$\{POSTGRES_IMAGE:-postgres:(\d+)", (ROOT / "docker/compose.yaml").read_text()
+    )
+    packaged = re.search(r"postgresql-(\d+)", (ROOT / "docker/postgres/Dockerfile").read_text())
+    assert default[1] == packaged[1] == images.POSTGRES_MAJOR
+    assert images.OFFICIAL_POSTGRES.startswith(f"postgres:{images.POSTGRES_MAJOR}")
+    assert images.DEBIAN_POSTGRES.endswith(f":{images.POSTGRES_MAJOR}")
+
+
+def test_a_tar_that_fails_is_an_error_even_when_its_reader_succeeds(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "file").write_text("kept")
+    images.tar_into(str(tmp_path / "root"), ["sh", "-c", f"cat > {tmp_path / 'whole.tar'}"])
+    with tarfile.open(tmp_path / "whole.tar") as archive:
+        assert archive.getnames() == [".", "./file"]
+    # the reader ends happily on the stream a failing tar leaves; the image is not kept
+    with pytest.raises(images.ImageError, match="tar of .*missing failed"):
+        images.tar_into(str(tmp_path / "missing"), ["sh", "-c", "cat > /dev/null"])

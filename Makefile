@@ -14,6 +14,7 @@ SEEDS ?=
 MIN_SEEDS ?=
 MAX_SEEDS ?=
 BUDGET ?=
+GAP ?=
 RESUME ?=
 FIRST_SEED ?=
 EPOCHS ?=
@@ -44,7 +45,7 @@ VERBOSE ?=
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: ABLATION=$(ABLATION) SEEDS=<n>|auto MIN_SEEDS= MAX_SEEDS= BUDGET= FIRST_SEED= EPOCHS= PRESET= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
+	@echo "  variables: ABLATION=$(ABLATION) SEEDS=<n>|auto MIN_SEEDS= MAX_SEEDS= BUDGET=<trials>|<n>h GAP= FIRST_SEED= EPOCHS= PRESET= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
 	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=3"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
@@ -60,7 +61,7 @@ $(STAMP): pyproject.toml
 # What decides a sweep's trials: the same for `make plan` and `make sweep`.
 PLAN_OPTIONS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) \
 	$(if $(MIN_SEEDS),--min-seeds $(MIN_SEEDS)) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS)) \
-	$(if $(BUDGET),--budget $(BUDGET)) \
+	$(if $(BUDGET),--budget $(BUDGET)) $(if $(GAP),--gap $(GAP)) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PRESET),--preset $(PRESET)) \
 	$(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
 	$(foreach s,$(SET),--set $(s))
@@ -109,7 +110,7 @@ COMPOSE_CLIENT = $(shell docker compose version >/dev/null 2>&1 && echo "docker 
 COMPOSE = $(COMPOSE_CLIENT) -p $(CLUSTER_NAME) -f docker/compose.yaml --env-file $(CLUSTER_ENV) \
 	$(if $(wildcard docker/.images.env),--env-file docker/.images.env) --profile $(CLUSTER_PROFILE)
 # what cluster-sweep passes on to `make sweep` in the head, where set
-SWEEP_VARIABLES := ABLATION SEEDS MIN_SEEDS MAX_SEEDS BUDGET FIRST_SEED REPEATS EPOCHS PRESET DATASET ROOT RES RESUME VERBOSE
+SWEEP_VARIABLES := ABLATION SEEDS MIN_SEEDS MAX_SEEDS BUDGET GAP FIRST_SEED REPEATS EPOCHS PRESET DATASET ROOT RES RESUME VERBOSE
 # Ctrl-C must reach the driver in the head, or a later RESUME= starts a second one beside it.
 # With a terminal, exec allocates one and ^C travels through it; without (a log, CI: -T),
 # `docker exec` passes no signal on, so the recipe's trap interrupts the driver itself.

@@ -98,6 +98,13 @@ def ray_session(data_dir):
 
 
 SWEEP_EPOCHS = 2
+# The shared pair sweep's settings on the tiny preset: half a CPU a trial runs all four at once.
+SWEEP_OVERRIDES = {
+    "train.epochs": SWEEP_EPOCHS,
+    "data.limit": 96,
+    "train.log_every": 1,
+    "resources.cpus_per_worker": 0.5,
+}
 
 
 def tiny_plan(name: str, raw: dict, overrides: dict | None = None, **plan_options):
@@ -149,12 +156,7 @@ def pair_sweep(ray_session, tmp_path_factory):
     from sweeps.run.tuner import run_plan
 
     folder = tmp_path_factory.mktemp("sweep")
-    overrides = {
-        "train.epochs": SWEEP_EPOCHS,
-        "data.limit": 96,
-        "train.log_every": 1,
-        "resources.cpus_per_worker": 0.5,
-    }
+    overrides = SWEEP_OVERRIDES
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
         patch.setenv("OVAT_RESULTS", str(folder / "results"))

@@ -60,6 +60,9 @@ ENV_RAY = "ovat.env.ray"
 ENV_MLFLOW = "ovat.env.mlflow"
 COMMAND = "ovat.command"  # the command line that started a sweep
 MAKE_VARIABLES = "ovat.make"  # the make variables it was given (MAKEFLAGS)
+PREDICTED_WALL_S = "ovat.predicted_wall_s"  # a sweep's cost as `make plan` estimated it
+PREDICTED_DEVICE_HOURS = "ovat.predicted_device_hours"
+WALL_S = "ovat.wall_s"  # and as it was: the sweep command's wall time, Ray's start included
 
 ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"
 PROBE_ABLATION = "probe"  # the ablation tag of a placement probe's sweep: never "latest"

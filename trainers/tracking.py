@@ -32,6 +32,15 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def store_exists() -> bool:
+    """Whether the tracking store holds anything yet: a SQLite file that is not there has no
+    runs, and reading it would create it (a plan must leave no store behind)."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).is_file()
+    return True
+
+
 class RunNotFound(LookupError):
     """No run by that id or name, or a run without the artifact asked for."""
 

@@ -141,7 +141,12 @@ def add_plan_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--min-seeds", help="SEEDS=auto: seeds every value gets (default 3)")
     command.add_argument("--max-seeds", help="SEEDS=auto: the most any value gets (default 10)")
-    command.add_argument("--budget", help="the most trials the sweep may run (e.g. 60)")
+    command.add_argument(
+        "--budget", help="the most the sweep may spend: trials (60) or device-hours (2h)"
+    )
+    command.add_argument(
+        "--gap", help="a difference in test loss to resolve: make plan says the seeds it needs"
+    )
     command.add_argument("--first-seed", help="first seed (default 0): new seeds for a rerun")
     command.add_argument("--epochs", help="override train.epochs")
     command.add_argument("--preset", help=f"a named config under the base: {', '.join(PRESETS)}")

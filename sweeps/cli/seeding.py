@@ -1,14 +1,15 @@
 """SEEDS=auto and BUDGET=: the seed rule of a sweep, parsed from the command line once."""
 
 import argparse
-import re
+import dataclasses
 
 from sweeps.cli.common import int_option
+from sweeps.define.cost import SweepCost, parse_budget
+from sweeps.define.plan import SweepPlan
 from sweeps.judge.racing import Rule
 from trainers.config import ConfigError
 
 AUTO = "auto"
-BUDGET_FORMS = "a number of trials (BUDGET=60)"
 
 
 def adaptive(args: argparse.Namespace) -> bool:
@@ -16,19 +17,35 @@ def adaptive(args: argparse.Namespace) -> bool:
 
 
 def budget(text: str | None) -> int:
-    """BUDGET= as trials; 0 when not given. Device-hours (BUDGET=2h) need the plan's cost
-    estimate, which ovat does not make yet: refused by name rather than guessed."""
-    if text in (None, ""):
-        return 0
-    text = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?\s*(h|hours?)", text):
+    """BUDGET= as trials; 0 when not given or given in device-hours (`within_hours` applies
+    those once the plan's cost is estimated)."""
+    return parse_budget(text).trials
+
+
+def within_hours(args: argparse.Namespace, plan: SweepPlan, estimated: SweepCost) -> SweepPlan:
+    """BUDGET=<n>h: a fixed plan must fit it, and a race may run the trials it pays for."""
+    hours = parse_budget(args.budget).hours
+    if not hours:
+        return plan
+    if plan.rule is None:
+        if estimated.device_hours > hours:
+            raise ConfigError(
+                f"the plan needs about {estimated.device_hours:.2f} {estimated.unit}-hours but "
+                f"BUDGET={args.budget}: lower SEEDS=, EPOCHS= or data.limit, or let the seeds "
+                "stop where values are decided (SEEDS=auto)"
+            )
+        return plan
+    each = estimated.device_hours / len(estimated.trials)
+    trials = min(int(hours / each) if each > 0 else len(plan.trials), len(plan.trials))
+    first_round = plan.rule.least_trials(len(plan.values))
+    if trials < first_round:
         raise ConfigError(
-            f"BUDGET={text}: a budget in device-hours needs a cost estimate per trial, which "
-            f"`make plan` does not make yet; give {BUDGET_FORMS}"
+            f"BUDGET={args.budget} ({trials} trials at about {each:.4f} {estimated.unit}-hours "
+            f"each) cannot pay the first round: {len(plan.values)} values x "
+            f"MIN_SEEDS={plan.rule.min_seeds} = {first_round} trials; raise BUDGET or lower "
+            "MIN_SEEDS"
         )
-    if not re.fullmatch(r"\d+", text) or int(text) < 1:
-        raise ConfigError(f"BUDGET={text!r} is not a budget; give {BUDGET_FORMS}, at least 1")
-    return int(text)
+    return dataclasses.replace(plan, rule=dataclasses.replace(plan.rule, budget=trials))
 
 
 def seed_rule(args: argparse.Namespace) -> Rule | None:

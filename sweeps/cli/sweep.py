@@ -2,6 +2,7 @@
 or the probe an ablation file names) -> the ranking."""
 
 import argparse
+import time
 from pathlib import Path
 
 from data.layouts import LAYOUTS
@@ -16,6 +17,7 @@ from sweeps.cli.common import (
     sweep_overrides,
 )
 from sweeps.define import ablation as ablations
+from sweeps.define.cost import parse_gap
 from sweeps.define.plan import SweepPlan, new_sweep_id
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import results_dir
@@ -26,6 +28,7 @@ def build_plan(ablation: ablations.Ablation, args: argparse.Namespace) -> SweepP
     """The one plan of this command: every trial with its parsed config, checked before Ray."""
     first_seed = int_option("FIRST_SEED", args.first_seed, 0, minimum=0)
     rule = seeding.seed_rule(args)
+    parse_gap(args.gap)  # refused with the rest of the input, before anything is measured
     seeds = None if rule else int_option("SEEDS", args.seeds, ablation.seeds, minimum=1)
     plan = ablations.plan(
         ablation, sweep_overrides(args), seeds, first_seed, args.preset or "", rule
@@ -34,8 +37,18 @@ def build_plan(ablation: ablations.Ablation, args: argparse.Namespace) -> SweepP
     return plan
 
 
-def describe_plan(ablation: ablations.Ablation, plan: SweepPlan) -> str:
-    """What `make plan` prints: the base's settings, the trials, and the summary line last."""
+def costed(plan: SweepPlan, args: argparse.Namespace):
+    """The plan within BUDGET=<n>h, and its estimated cost and resolution (a budget it exceeds
+    is refused before Ray starts)."""
+    from sweeps.run.estimate import estimate  # imports torch: once the input is known good
+
+    estimated = estimate(plan, parse_gap(args.gap))
+    return seeding.within_hours(args, plan, estimated.cost), estimated
+
+
+def describe_plan(ablation: ablations.Ablation, plan: SweepPlan, estimated=None) -> str:
+    """What `make plan` prints: the base's settings, the trials, the cost and resolution, and
+    the summary line last."""
     changed = plan.base.changes_from(ExperimentConfig())
     settings = " ".join(f"{k}={v}" for k, v in changed.items()) or "the defaults"
     lines = [
@@ -60,13 +73,22 @@ def describe_plan(ablation: ablations.Ablation, plan: SweepPlan) -> str:
         lines.append(f"  {value:<{width}}  {setting}  seeds {seeds}")
     if plan.rule:
         lines.append(seeding.describe(plan.rule, len(plan.values)))
+    if estimated is not None:
+        from sweeps.run.estimate import describe
+
+        lines += describe(estimated, plan)
     return "\n".join([*lines, plan.summary()])
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
-    """`make plan`: the trials a sweep would run; starts nothing."""
+    """`make plan`: the trials a sweep would run, and their cost; starts no trial."""
     ablation = ablations.load(args.ablation)
-    print(describe_plan(ablation, build_plan(ablation, args)))
+    plan = build_plan(ablation, args)
+    data = plan.base.data
+    if data.dataset in LAYOUTS and not data.root:  # said by the plan's note; nothing to count
+        print(describe_plan(ablation, plan))
+        return
+    print(describe_plan(ablation, *costed(plan, args)))
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -82,13 +104,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         )
     plan = build_plan(ablation, args)
     preflight([t.config.data for t in plan.trials])
-    print(describe_plan(ablation, plan), flush=True)
+    plan, estimated = costed(plan, args)
+    print(describe_plan(ablation, plan, estimated), flush=True)
     sweep_id = new_sweep_id(plan.name)
+    started = time.monotonic()
     with library_logs(args, results_dir() / sweep_id) as log:
         from sweeps.run.tuner import run_plan  # imports Ray: only once the input is known good
 
         published = run_plan(plan, verbose=args.verbose, sweep_id=sweep_id)
+    took = time.monotonic() - started
     show_published(published, log)
+    from sweeps.run.estimate import record
+
+    print(record(sweep_id, estimated.cost, took))
 
 
 def show_published(published, log: Path | None) -> None:

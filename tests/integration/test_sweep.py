@@ -131,3 +131,24 @@ def test_the_best_trial_is_a_registered_model_that_loads_in_one_call(in_sweep_st
     images = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         assert model(images).shape == images.shape
+
+
+def test_a_second_plan_of_the_ablation_costs_it_from_the_first_sweep(in_sweep_store, capsys):
+    import yaml
+
+    from sweeps.cli import main
+    from tests.conftest import SWEEP_OVERRIDES
+
+    folder = in_sweep_store[3]
+    path = folder / "pair.yaml"  # the shared sweep's ablation, as a file
+    raw = {"vary": {"model.bottleneck": ["vq", "ffn"]}, "baseline": "vq", "seeds": 2}
+    path.write_text(yaml.safe_dump({"preset": "tiny", "base": SWEEP_OVERRIDES, **raw}))
+    assert main(["plan", str(path), "--gap", "0.01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [cost] = [line for line in lines if line.startswith("ovat: cost: ")]
+    assert "rates from history (4 trials)" in cost, lines
+    assert "ovat:   history: 2 earlier trials" in lines  # each value's two seeds
+    [resolution] = [line for line in lines if line.startswith("ovat: resolution: ")]
+    assert "2 seeds a value detect a gap in test loss of " in resolution
+    assert "from 1 earlier sweeps of pair (4 trials)" in resolution
+    assert any(line.startswith("ovat: GAP=0.01 needs ") for line in lines)

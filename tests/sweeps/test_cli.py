@@ -4,6 +4,7 @@ The tables call `main` in this process (a subprocess costs ~6 s of imports each)
 entry point's exit code and stderr are checked by the subprocess tests at the end.
 """
 
+import os
 import socket
 import subprocess
 import sys
@@ -160,10 +161,13 @@ def test_a_prepared_variant_is_up_to_date_without_starting_ray(workspace, data_d
     assert no_ray == []
 
 
-def test_plan_prints_the_trials_and_ends_with_the_count(workspace, capsys, no_ray):
+def test_plan_prints_the_trials_its_cost_and_ends_with_the_count(workspace, capsys, no_ray):
     assert main(["plan", "bottleneck", "--seeds", "2", "--set", "train.lr=1e-3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == "ovat: bottleneck: 14 trials (7 values x 2 seeds)"
+    [cost] = [line for line in lines if line.startswith("ovat: cost: ")]
+    assert "core-hours" in cost and "rates from calibration (14 trials)" in cost
+    assert any(line.startswith("ovat: resolution: no earlier sweep") for line in lines)
     assert "ovat: base: model.bottleneck=softvq train.lr=0.001" in lines
     assert "ovat: baseline: softvq" in lines
     assert any(line.split() == ["ffn", "model.bottleneck=ffn", "seeds", "0,1"] for line in lines)
@@ -182,12 +186,34 @@ def test_plan_of_seeds_auto_prints_the_rule_and_the_least_and_most_trials(capsys
     assert no_ray == []
 
 
+def test_a_budget_in_device_hours_refuses_a_plan_that_costs_more(workspace, capsys, no_ray):
+    args = ["plan", "bottleneck", "--preset", "tiny", "--seeds", "2"]
+    assert main([*args, "--budget", "0.0001h"]) == 2
+    said = capsys.readouterr().err
+    assert (
+        said.startswith("ovat: error: the plan needs about ")
+        and "core-hours but BUDGET=0.0001h" in said
+    )
+    assert main([*args, "--budget", "100h"]) == 0
+    # a race gets the trials the hours pay for, here more than it can use: its most
+    assert main([*args[:-2], "--seeds", "auto", "--budget", "100h"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("budget 70 trials)")
+    assert main([*args[:-2], "--seeds", "auto", "--budget", "0.0001h"]) == 2
+    assert "BUDGET=0.0001h (0 trials at about " in capsys.readouterr().err
+    assert no_ray == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--budget", "abc"], "BUDGET='abc' is not a budget; give a number of trials (BUDGET=60)"),
+        (
+            ["--budget", "abc"],
+            "BUDGET='abc' is not a budget; give a number of trials (BUDGET=60) or device-hours",
+        ),
         (["--budget", "0"], "BUDGET='0' is not a budget"),
-        (["--budget", "2h"], "BUDGET=2h: a budget in device-hours needs a cost estimate"),
+        (["--budget", "0h"], "BUDGET='0h' is not a budget"),
+        (["--gap", "-1"], "GAP='-1' is not a difference in test loss; give one above 0"),
+        (["--gap", "abc"], "GAP='abc' is not a difference in test loss"),
         (["--seeds", "auto", "--budget", "10"], "BUDGET=10 cannot pay the first round: 7 values"),
         (["--seeds", "10", "--budget", "60"], "the plan needs 70 trials but BUDGET=60"),
         (["--min-seeds", "4"], "MIN_SEEDS= applies to SEEDS=auto only"),
@@ -239,3 +265,23 @@ def test_the_sweep_command_parses_the_config_once_and_hands_the_plan_down(
     assert parsed.count("train.lr") == 1  # from the command line to every trial's config
     [plan] = handed
     assert all(t.config.train.lr == 1e-3 for t in plan.trials) and len(plan.trials) == 14
+
+
+def test_a_gpu_plan_on_a_machine_without_gpus_is_costed_from_flops_and_says_the_refusal(
+    workspace, capsys, no_ray
+):
+    from tests.data import trees
+
+    trees.imagenet_tree(workspace / "imagenet", per_class=2)
+    assert main(["plan", "bottleneck-group", "--root", str(workspace / "imagenet")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [cost] = [line for line in lines if line.startswith("ovat: cost: ")]
+    assert "GPU-hours" in cost and "rates from FLOPs (5 trials)" in cost
+    assert any("against a nominal 100 TFLOP/s GPU at 30%: no GPU here" in line for line in lines)
+    assert any(
+        line.startswith("ovat: first: ") and "source images to decode" in line for line in lines
+    )
+    assert (
+        "ovat: make sweep refuses this plan here: one trial needs 16 CPU and 4 GPU but the "
+        f"cluster has {os.cpu_count()} CPU and 0 GPU; lower resources.* or add nodes"
+    ) in lines

@@ -18,6 +18,7 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 from bench.rows import Row
 from sweeps.define import ablation as ablations
 from sweeps.define.plan import SweepPlan
+from sweeps.run.estimate import estimate
 from trainers import tracking
 from trainers.config import ExperimentConfig
 from trainers.evaluation import as_tensor, load_splits
@@ -73,6 +74,7 @@ def startup_rows(storage: str) -> list[Row]:
     if len({trial.config.data for trial in plan.trials}) != 1:
         raise SystemExit(f"bench: {ABLATION}'s trials differ in data; the plain script has one")
     plain_s = plain_sweep(plan, storage)
+    predicted = estimate(plan).cost  # as `make plan` says it, just before the sweep
     started = time.monotonic()
     published = run_plan(plan)
     ovat_s = time.monotonic() - started
@@ -88,5 +90,13 @@ def startup_rows(storage: str) -> list[Row]:
             f"the same {len(plan.trials)} trials ({ABLATION}, {EPOCHS} epoch) as a hand-written "
             "Tune script: no TorchTrainer, eval, checkpoints or ranking",
             {"ovat_s": ovat_s, "plain_s": plain_s, "trials": len(plan.trials)},
-        )
+        ),
+        Row(
+            "cost estimate: off by (x)",
+            max(ovat_s / predicted.wall_s, predicted.wall_s / ovat_s),
+            1.3,
+            False,
+            f"the same sweep's wall time as `make plan` predicted it (rates from {predicted.sources})",
+            {"predicted_s": predicted.wall_s, "actual_s": ovat_s, "at_once": predicted.at_once},
+        ),
     ]

@@ -10,20 +10,11 @@ from typing import TextIO
 
 import ray.tune
 
+from sweeps.define.cost import duration
 from trainers import keys
 
 ENDED = ("TERMINATED", "ERROR")  # Tune's statuses of a trial that will not run again
 CLEAR = "\r\x1b[2K"  # back to the line's start and erase it (a terminal's status line)
-
-
-def duration(seconds: float) -> str:
-    """47s, 6m05s, 1h02m."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class TrialProgress(ray.tune.Callback):

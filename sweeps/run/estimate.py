@@ -34,11 +34,14 @@ class Estimate:
 
 
 def available_resources() -> dict[str, float]:
-    """What the sweep's cluster offers: the Ray cluster at RAY_ADDRESS (joined as the sweep
-    joins it) or already joined, else this machine (no Ray is started to plan)."""
+    """What the sweep's cluster offers: the Ray this process has joined, else the cluster at
+    RAY_ADDRESS (joined as the sweep would join it), else this machine, which is what the
+    sweep's own Ray would offer (no Ray is started to plan)."""
     import ray
 
-    if os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    if os.environ.get("RAY_ADDRESS"):
         cluster.ensure_ray()
         return ray.cluster_resources()
     import torch

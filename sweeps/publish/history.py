@@ -80,7 +80,7 @@ def history_rates(trials, eval_share: float) -> dict[str, Rate]:
                 statistics.median(r for r, _ in matches),
                 statistics.median(s for _, s in matches),
                 "history",
-                f"{len(matches)} earlier trials",
+                f"{len(matches)} earlier trial{'s' if len(matches) != 1 else ''}",
             )
     return rates
 

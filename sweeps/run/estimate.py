@@ -129,10 +129,16 @@ def resolution(estimate: Estimate, plan: SweepPlan) -> list[str]:
     spread = estimate.spread
     test = f"{POWER:.0%} power, family-wise {ALPHA:.0%} over {comparisons} comparisons"
     if spread is None:
+        measures = (
+            "this sweep measures it"
+            if plan.rule or plan.seeds > 1
+            else "SEEDS=2 or more measure it"
+        )
         return [
             (
-                "ovat: resolution: no earlier sweep of this ablation measured the spread between "
-                "seeds; this sweep measures it (make plan then says what its seeds resolve)"
+                "ovat: resolution: no earlier sweep of this ablation ran a value on two seeds or "
+                f"more, so the spread between seeds is unknown; {measures} (make plan then says "
+                "what the seeds resolve)"
             )
         ]
     lines = []

@@ -166,7 +166,11 @@ def test_plan_prints_the_trials_its_cost_and_ends_with_the_count(workspace, caps
     assert lines[-1] == "ovat: bottleneck: 14 trials (7 values x 2 seeds)"
     [cost] = [line for line in lines if line.startswith("ovat: cost: ")]
     assert "core-hours" in cost and "rates from calibration (14 trials)" in cost
-    assert any(line.startswith("ovat: resolution: no earlier sweep") for line in lines)
+    [resolution] = [line for line in lines if line.startswith("ovat: resolution: ")]
+    assert "no earlier sweep of this ablation ran a value on two seeds" in resolution
+    assert "this sweep measures it" in resolution  # 2 seeds a value
+    assert main(["plan", "bottleneck", "--seeds", "1"]) == 0
+    assert "SEEDS=2 or more measure it" in capsys.readouterr().out
     assert "ovat: base: model.bottleneck=softvq train.lr=0.001" in lines
     assert "ovat: baseline: softvq" in lines
     assert any(line.split() == ["ffn", "model.bottleneck=ffn", "seeds", "0,1"] for line in lines)

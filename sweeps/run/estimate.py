@@ -28,10 +28,6 @@ class Estimate:
     gap: float  # GAP= (0: none asked)
     refusal: str = ""  # why `make sweep` would refuse the plan on this cluster
 
-    @property
-    def values(self) -> int:
-        return len({t.key.split("/")[0] for t in self.cost.trials})
-
 
 def available_resources() -> dict[str, float]:
     """What the sweep's cluster offers: the Ray this process has joined, else the cluster at
@@ -49,9 +45,10 @@ def available_resources() -> dict[str, float]:
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
-def images(config) -> tuple[int, int]:
-    """(train, val + test) images a trial loads; the bundled sample is prepared to count it."""
-    data = config.data
+def images(data) -> tuple[int, int]:
+    """(train, val + test) images a trial on `data` loads (before preparing a layout, its
+    listing is read: once per data variant of the plan); the bundled sample is prepared to
+    count it."""
     if data.dataset == "sample" and not is_prepared(data, data_dir()):
         prepare(data, data_dir())  # a few MB, a second or two
     return images_to_load(data, data_dir(), ("train",)), images_to_load(
@@ -61,7 +58,8 @@ def images(config) -> tuple[int, int]:
 
 def estimate(plan: SweepPlan, gap: float = 0.0, available: dict | None = None) -> Estimate:
     first = plan.trials[0].config
-    train, scored = images(first)
+    counts = {data: images(data) for data in {t.config.data for t in plan.trials}}
+    train, scored = counts[first.data]
     share = scored / train if train else 0.0
     rates = history_rates(plan.trials, share)
     startup = next(iter(rates.values())).startup_s if rates else STARTUP_S
@@ -74,7 +72,7 @@ def estimate(plan: SweepPlan, gap: float = 0.0, available: dict | None = None) -
             rates[trial.key] = measured[key]
     costs = []
     for trial in plan.trials:
-        train, scored = images(trial.config)
+        train, scored = counts[trial.config.data]
         seconds = trial_seconds(rates[trial.key], trial.config.train.epochs, train, scored)
         need = trial_resources(trial.config.resources)
         gpus = trial.config.resources.workers * trial.config.resources.gpus_per_worker

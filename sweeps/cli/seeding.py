@@ -37,14 +37,9 @@ def within_hours(args: argparse.Namespace, plan: SweepPlan, estimated: SweepCost
         return plan
     each = estimated.device_hours / len(estimated.trials)
     trials = min(int(hours / each) if each > 0 else len(plan.trials), len(plan.trials))
-    first_round = plan.rule.least_trials(len(plan.values))
-    if trials < first_round:
-        raise ConfigError(
-            f"BUDGET={args.budget} ({trials} trials at about {each:.4f} {estimated.unit}-hours "
-            f"each) cannot pay the first round: {len(plan.values)} values x "
-            f"MIN_SEEDS={plan.rule.min_seeds} = {first_round} trials; raise BUDGET or lower "
-            "MIN_SEEDS"
-        )
+    if trials < plan.rule.least_trials(len(plan.values)):
+        said = f"{args.budget} ({trials} trials at about {each:.4f} {estimated.unit}-hours each)"
+        refuse_first_round(said, plan.rule, len(plan.values))
     return dataclasses.replace(plan, rule=dataclasses.replace(plan.rule, budget=trials))
 
 
@@ -60,14 +55,18 @@ def seed_rule(args: argparse.Namespace) -> Rule | None:
     return Rule(least, most, budget(args.budget))
 
 
+def refuse_first_round(budget_said: str, rule: Rule, values: int) -> None:
+    raise ConfigError(
+        f"BUDGET={budget_said} cannot pay the first round: {values} values x "
+        f"MIN_SEEDS={rule.min_seeds} = {rule.least_trials(values)} trials; raise BUDGET or "
+        "lower MIN_SEEDS"
+    )
+
+
 def check_budget(args: argparse.Namespace, rule: Rule | None, values: int, trials: int) -> None:
     """BUDGET= must pay for a race's first round, or for every trial of a fixed plan."""
     if rule and rule.budget and rule.budget < rule.least_trials(values):
-        raise ConfigError(
-            f"BUDGET={rule.budget} cannot pay the first round: {values} values x "
-            f"MIN_SEEDS={rule.min_seeds} = {rule.least_trials(values)} trials; raise BUDGET or "
-            "lower MIN_SEEDS"
-        )
+        refuse_first_round(str(rule.budget), rule, values)
     limit = budget(args.budget)
     if not rule and limit and trials > limit:
         raise ConfigError(

@@ -24,6 +24,9 @@ RES ?=
 PROTOCOL ?=
 SET ?=
 SWEEP ?= latest
+# `latest` and `previous` of rank, diff and ui: any ablation's sweeps, unless ABLATION is given
+# on the command line or in the environment (its default names what `make sweep` runs).
+SCOPE = $(if $(filter command line environment,$(origin ABLATION)),--ablation $(ABLATION))
 A ?= previous
 B ?= latest
 RUN ?=
@@ -34,6 +37,7 @@ STEPS ?= 200
 SHOTS ?= 0
 REPEATS ?=
 DETERMINISTIC ?=
+KINDS ?=
 PORT ?= 5000
 TRIALS ?= 50
 CPUS ?=
@@ -77,14 +81,14 @@ prepare: setup ## decode DATASET under ROOT once into Parquet shards at RES px, 
 	@$(OVAT) prepare $(or $(DATASET),sample) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
 		$(if $(PROTOCOL),--protocol $(PROTOCOL))
 
-rank: setup ## rebuild the ranking of SWEEP (an id or latest) from MLflow alone
-	@$(OVAT) rank $(SWEEP)
+rank: setup ## rebuild the ranking of SWEEP (an id or latest; ABLATION=x: latest of x) from MLflow alone
+	@$(OVAT) rank $(SWEEP) $(SCOPE)
 
 diff: setup ## what changed between sweeps A (previous) and B (latest), value by value, and why
-	@$(OVAT) diff $(A) $(B)
+	@$(OVAT) diff $(A) $(B) $(SCOPE)
 
-probe: setup ## rerun trial RUN: REPEATS times its own seed, REPEATS other seeds (DETERMINISTIC=1 adds a strict set)
-	@$(OVAT) probe "$(RUN)" $(if $(REPEATS),--repeats $(REPEATS)) $(if $(DETERMINISTIC),--deterministic)
+probe: setup ## rerun trial RUN: REPEATS times its own seed, REPEATS other seeds (DETERMINISTIC=1 adds a strict set; KINDS=auto: on every hardware kind)
+	@$(OVAT) probe "$(RUN)" $(if $(REPEATS),--repeats $(REPEATS)) $(if $(DETERMINISTIC),--deterministic) $(if $(KINDS),--kinds $(KINDS))
 
 eval: setup ## evaluate RUN's checkpoint on SPLITS (DATASET= for another variant)
 	@$(OVAT) eval "$(RUN)" --splits $(SPLITS) $(if $(DATASET),--dataset $(DATASET)) $(if $(ROOT),--root "$(ROOT)")
@@ -185,7 +189,7 @@ server: setup ## an MLflow tracking server over ./mlflow.db on http://127.0.0.1:
 		--host 127.0.0.1 --port $(PORT)
 
 ui: setup ## the MLflow UI on http://127.0.0.1:$(PORT), after the leaderboard link of SWEEP (latest)
-	-@$(OVAT) leaderboard $(SWEEP) --port $(PORT)
+	-@$(OVAT) leaderboard $(SWEEP) --port $(PORT) $(SCOPE)
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $(PORT)
 
 clean: ## remove results, the default MLflow store and prepared data (keeps .venv)

@@ -110,7 +110,19 @@ def run(command: str, pictures: list[str]) -> str:
         return done.stdout
 
 
+def machine_line() -> str:
+    """The hardware kind the quoted commands ran on (this machine): a quoted loss repeats bit for
+    bit only on the same kind and versions (docs/ranking.md)."""
+    import torch
+
+    from trainers import hardware
+
+    kind = hardware.kind(hardware.facts(torch.device("cpu")))
+    return f"<sub>Printed on {kind}, torch {torch.__version__}.</sub>"
+
+
 def refresh(blocks: list[Quoted]) -> None:
+    machine = machine_line()
     pictures = {
         b.command: [x.keep.split()[1] for x in blocks if x.command == b.command and x.is_picture]
         for b in blocks
@@ -127,6 +139,7 @@ def refresh(blocks: list[Quoted]) -> None:
             else:
                 kept = keep_lines(outputs[match["command"].strip()], keep)
                 body = f"{kept}\n" if keep == "table" else f"```\n{kept}\n```\n"  # tables
+            body += f"\n{machine}\n"
             return f"{match.group(1)}{body}{match.group(5)}"
 
         path.write_text(BLOCK.sub(replace, path.read_text()))

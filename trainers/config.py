@@ -17,6 +17,10 @@ from models.bottlenecks import BOTTLENECKS
 from models.config import ModelConfig
 from trainers.fastpath import MATMUL_PRECISIONS, PRECISIONS, SWITCHES
 
+# `resources.cpu_isa`: the CPU instruction set a trial's kernels may use, highest first;
+# `native` is the CPU's own (trainers.hardware forces the others).
+CPU_ISAS = ("native", "avx512", "avx2", "default")
+
 
 class ConfigError(ValueError):
     """A config the user gave that cannot run; the message names the key and what is valid."""
@@ -70,6 +74,7 @@ class ResourcesConfig:
     cpus_per_worker: float = 1.0  # 0.5 packs two small trials per core; threads: max(1, int)
     gpus_per_worker: float = 0.0  # 0: CPU; 0.25 packs four trials on one GPU
     gpu_stand_in: str = ""  # a custom Ray resource asked for instead of GPU; trains on CPU
+    cpu_isa: str = "native"  # a lower CPU instruction set, for the probe's hardware kinds
 
     def __post_init__(self):
         if self.workers < 1:
@@ -78,6 +83,10 @@ class ResourcesConfig:
             raise ValueError(f"resources.cpus_per_worker must be > 0, got {self.cpus_per_worker}")
         if self.gpus_per_worker < 0:
             raise ValueError(f"resources.gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+        if self.cpu_isa not in CPU_ISAS:
+            raise ValueError(
+                f"resources.cpu_isa must be one of {', '.join(CPU_ISAS)}, got {self.cpu_isa!r}"
+            )
 
     @property
     def use_gpu(self) -> bool:

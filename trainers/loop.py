@@ -21,7 +21,7 @@ import ray.train.torch
 import torch
 
 from models.autoencoder import Autoencoder, parameter_counts
-from trainers import audit, checkpoints, fastpath, keys, streaming
+from trainers import audit, checkpoints, fastpath, hardware, keys, streaming
 from trainers.config import ExperimentConfig, TrainConfig
 from trainers.distributed import agree_min, all_reduce, all_reduce_batch_means, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
@@ -120,6 +120,7 @@ def setup(loop_config: dict) -> Worker:
     cfg: ExperimentConfig = loop_config["config"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    hardware.check_isa(cfg.resources.cpu_isa, ray.util.get_node_ip_address())
     torch.set_num_threads(cfg.resources.threads)
     torch.set_float32_matmul_precision(cfg.train.matmul_precision)
     if cfg.train.deterministic:

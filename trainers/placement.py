@@ -8,7 +8,7 @@ from pathlib import Path
 import ray
 import torch
 
-from trainers import keys
+from trainers import hardware, keys
 
 
 def nvidia_driver_version() -> str:
@@ -33,7 +33,8 @@ def process_started_at() -> float | None:
 
 
 def placement(device: torch.device, deterministic: bool) -> dict[str, str]:
-    """`placement.*` tags: host, node, device and, on a GPU, which one and its software."""
+    """`placement.*` tags: host, node, device and, on a GPU, which one and its software; the
+    hardware facts that decide its kernels, and their summary, `placement.hardware_kind`."""
     info = {
         "host": platform.node(),
         "node_ip": ray.util.get_node_ip_address(),
@@ -53,4 +54,6 @@ def placement(device: torch.device, deterministic: bool) -> dict[str, str]:
             "cuda": str(torch.version.cuda),
             "cudnn": str(torch.backends.cudnn.version()),
         }
+    info |= hardware.facts(device)
+    info["hardware_kind"] = hardware.kind(info)
     return {f"{keys.PLACEMENT}{key}": value for key, value in info.items()}

@@ -327,12 +327,14 @@ def sweep_runs(sweep_id: str, role: str = keys.ROLE_TRIAL) -> list:
     return search_runs({keys.SWEEP_ID: sweep_id, keys.ROLE: role})
 
 
-def latest_sweep_id() -> str | None:
-    """The newest sweep's id; a placement probe is not a sweep a user means by `latest`."""
+def latest_sweep_id(ablation: str = "") -> str | None:
+    """The newest sweep's id (of `ablation` where given: a name the caller has checked); a
+    placement probe is not a sweep a user means by `latest`."""
+    scope = f"and tags.`{keys.ABLATION}` = '{ablation}'" if ablation else ""
     runs = client().search_runs(
         _all_experiments(),
         f"tags.`{keys.ROLE}` = '{keys.ROLE_SWEEP}' "
-        f"and tags.`{keys.ABLATION}` != '{keys.PROBE_ABLATION}'",
+        f"and tags.`{keys.ABLATION}` != '{keys.PROBE_ABLATION}' {scope}",
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )

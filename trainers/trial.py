@@ -12,7 +12,7 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from trainers import streaming
+from trainers import hardware, streaming
 from trainers.config import ResourcesConfig
 from trainers.loop import train_loop_per_worker
 
@@ -90,6 +90,8 @@ def run_trial(
             callbacks=[TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
+            # a lower CPU instruction set is read when a worker process loads torch
+            worker_runtime_env={"env_vars": hardware.isa_env(cfg.resources.cpu_isa)},
         ),
     )
     trainer.fit()

@@ -45,11 +45,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from sweeps.run.probe import run_probe
+    from sweeps.run.probe import check_kinds, run_probe
 
     repeats = int_option("REPEATS", args.repeats, 3, minimum=2)
+    check_kinds(args.kinds)
     preflight()
-    print(run_probe(args.run, repeats, args.deterministic, verbose=args.verbose))
+    print(run_probe(args.run, repeats, args.deterministic, args.verbose, args.kinds))
 
 
 def eval_options(command: argparse.ArgumentParser) -> None:
@@ -80,6 +81,12 @@ def probe_options(command: argparse.ArgumentParser) -> None:
         "--deterministic",
         action="store_true",
         help="also rerun the same seed with deterministic algorithms",
+    )
+    command.add_argument(
+        "--kinds",
+        default="none",
+        help="auto: rerun the same seed on every hardware kind reachable (node kinds, and the "
+        "x86 instruction sets below a CPU's own)",
     )
     command.add_argument("--verbose", type=int, default=0, help="Ray Tune's own verbosity (0-3)")
 

@@ -10,7 +10,7 @@ from trainers import keys, tracking
 def cmd_rank(args: argparse.Namespace) -> None:
     from sweeps.publish.summary import rebuild
 
-    published = rebuild(args.sweep)
+    published = rebuild(args.sweep, args.ablation)
     print(published.markdown)
     print(f"ovat: leaderboard: {published.leaderboard}")
 
@@ -18,7 +18,7 @@ def cmd_rank(args: argparse.Namespace) -> None:
 def cmd_diff(args: argparse.Namespace) -> None:
     from sweeps.publish.diff import diff
 
-    text, path = diff(args.a, args.b)
+    text, path = diff(args.a, args.b, args.ablation)
     print(text)
     print(f"ovat: wrote {shown(path)} and attached it to {args.b}'s sweep run")
 
@@ -30,24 +30,33 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
     if args.port:
         os.environ["OVAT_UI_PORT"] = args.port
-    run = sweep_run(args.sweep)
+    run = sweep_run(args.sweep, args.ablation)
     experiment = tracking.experiment_name(run.info.experiment_id)
     link = leaderboard.publish_view(run.data.tags[keys.SWEEP_ID], experiment)
     print(f"ovat: leaderboard: {link}")
 
 
+def scope_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--ablation", default="", help="`latest` and `previous` are this ablation's sweeps"
+    )
+
+
 def rank_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
+    scope_option(command)
 
 
 def diff_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("a", help="sweep id, 'latest' or 'previous'")
     command.add_argument("b", help="sweep id, 'latest' or 'previous'")
+    scope_option(command)
 
 
 def leaderboard_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
     command.add_argument("--port", help="the port `make ui` serves on (default 5000)")
+    scope_option(command)
 
 
 COMMANDS = (

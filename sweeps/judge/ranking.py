@@ -6,6 +6,7 @@ spread wider than the gaps between models, and a table without the spread mislea
 
 import math
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 from sweeps.judge import stability, stats
@@ -27,6 +28,7 @@ class TrialRow:
     run_id: str = ""
     error: str = ""  # why the trial failed (diverged at epoch k, step s; the exception)
     val_loss: float = math.nan  # the model is chosen on this, and reported on test_loss
+    hardware_kind: str = ""  # placement.hardware_kind: what a same-seed rerun repeats on
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,19 @@ def trust_text(rows: list[TrialRow], table: list[RankRow], rule: Rule | None = N
         for r in table
     }
     return stability.verdict_text(losses, trust)
+
+
+def kinds_text(rows: list[TrialRow]) -> str:
+    """A line under the table when its trials ran on more than one hardware kind: the same
+    seed can give another loss on another kind, so a gap may be the hardware's."""
+    kinds = Counter(r.hardware_kind for r in rows if r.hardware_kind)
+    if len(kinds) < 2:
+        return ""
+    listed = ", ".join(f"{kind} ({n})" for kind, n in sorted(kinds.items()))
+    return (
+        f"The trials ran on {len(kinds)} hardware kinds: {listed}. The same seed moves between "
+        "kinds; `make probe RUN=<trial> KINDS=auto` measures by how much (docs/ranking.md)."
+    )
 
 
 def race_text(table: list[RankRow], rule: Rule) -> str:

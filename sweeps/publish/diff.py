@@ -22,6 +22,7 @@ PROVENANCE = {  # what a reader must know differs, besides the config: tag -> wh
     "placement.cuda": "CUDA",
     "placement.cudnn": "cuDNN",
     "placement.gpu_name": "GPU",
+    keys.HARDWARE_KIND: "hardware kind",
 }
 
 
@@ -53,9 +54,10 @@ def differences(a: Sweep, b: Sweep) -> list[str]:
     return found
 
 
-def diff(ref_a: str, ref_b: str) -> tuple[str, Path]:
-    """The diff's Markdown, written to results/<a>-vs-<b>/diff.md and attached to B's run."""
-    a, b = Sweep.load(resolve(ref_a)), Sweep.load(resolve(ref_b))
+def diff(ref_a: str, ref_b: str, ablation: str = "") -> tuple[str, Path]:
+    """The diff's Markdown, written to results/<a>-vs-<b>/diff.md and attached to B's run;
+    `latest` and `previous` are of `ablation` where given."""
+    a, b = Sweep.load(resolve(ref_a, ablation)), Sweep.load(resolve(ref_b, ablation))
     values = list(dict.fromkeys(a.values() + b.values()))
     text = to_markdown(a, b, [change_of(v, a, b) for v in values], differences(a, b))
     folder = results_dir() / f"{a.sweep_id}-vs-{b.sweep_id}"

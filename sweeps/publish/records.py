@@ -30,6 +30,7 @@ def trial_rows(sweep_id: str) -> list[TrialRow]:
                 run_id=run.info.run_id,
                 error=tags.get(keys.ERROR, ""),
                 val_loss=metrics.get(keys.VAL_LOSS, math.nan),
+                hardware_kind=tags.get(keys.HARDWARE_KIND, ""),
             )
         )
     return rows
@@ -56,31 +57,48 @@ def checked(sweep_id: str) -> str:
     return sweep_id
 
 
-def sweep_run(sweep_id: str):
+def sweep_run(sweep_id: str, ablation: str = ""):
+    """A sweep's own run, by id or as `latest` / `previous` (of `ablation` where given)."""
     if sweep_id == "latest":
-        sweep_id = tracking.latest_sweep_id() or ""
+        sweep_id = tracking.latest_sweep_id(checked_ablation(ablation)) or ""
+    elif sweep_id == "previous":
+        sweep_id = resolve(sweep_id, ablation)
     runs = tracking.sweep_runs(sweep_id, keys.ROLE_SWEEP) if sweep_id else []
     if not runs:
+        of = f" of ablation {ablation!r}" if ablation else ""
         raise UnknownSweep(
-            f"no sweep {sweep_id or 'latest'!r} in {tracking.tracking_uri()}; "
-            "run `make sweep` first or pass SWEEP=<sweep id>"
+            f"no sweep {sweep_id or 'latest'!r}{of} in {tracking.tracking_uri()}; "
+            f"run `make sweep{f' ABLATION={ablation}' if ablation else ''}` first or pass "
+            "SWEEP=<sweep id>"
         )
     checked(runs[-1].data.tags.get(keys.SWEEP_ID, ""))
     return runs[-1]
 
 
-def resolve(ref: str) -> str:
-    """A sweep id, or `latest` / `previous`: the newest sweep and the one before it."""
+def checked_ablation(ablation: str) -> str:
+    """An ablation name given to scope `latest`: the same safe pattern as a sweep id."""
+    if ablation and (not SWEEP_ID.fullmatch(ablation) or ".." in ablation):
+        raise UnknownSweep(
+            f"ABLATION={ablation!r} is not an ablation name (letters, digits, '.', '-', '_')"
+        )
+    return ablation
+
+
+def resolve(ref: str, ablation: str = "") -> str:
+    """A sweep id, or `latest` / `previous`: the newest sweep and the one before it, of
+    `ablation` where given (`make rank ABLATION=residual`), else of any ablation."""
     if ref not in ("latest", "previous"):
         return ref
+    scope = {keys.ABLATION: checked_ablation(ablation)} if ablation else {}
     sweeps = [  # oldest first; probes are not sweeps
         r
-        for r in tracking.search_runs({keys.ROLE: keys.ROLE_SWEEP})
+        for r in tracking.search_runs({keys.ROLE: keys.ROLE_SWEEP, **scope})
         if r.data.tags.get(keys.ABLATION) != keys.PROBE_ABLATION
     ]
     wanted = 1 if ref == "latest" else 2
     if len(sweeps) < wanted:
-        raise UnknownSweep(f"no {ref} sweep in {tracking.tracking_uri()}: {len(sweeps)} sweeps")
+        of = f" of ablation {ablation!r}" if ablation else ""
+        raise UnknownSweep(f"no {ref} sweep{of} in {tracking.tracking_uri()}: {len(sweeps)} sweeps")
     return sweeps[-wanted].data.tags[keys.SWEEP_ID]
 
 

@@ -77,7 +77,10 @@ def publish(
     title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
     folder = results_dir() / name
     later = followups({r.run_id: r.run_name for r in rows})
-    trust = ranking.trust_text(rows, table, rule)
+    kinds = ranking.kinds_text(rows)
+    if kinds:
+        print(f"ovat: warning: {kinds}", file=sys.stderr)
+    trust = "\n".join(filter(None, (ranking.trust_text(rows, table, rule), kinds)))
     paths = write(table, folder, title, followups_markdown(later), trust)
     paths["plot"] = strip_plot(table, rows, folder / "test_loss.png", title)
     picture = comparison(table, rows, folder / "reconstructions.png")
@@ -135,9 +138,10 @@ def shared_base(runs: list) -> None:
                 )
 
 
-def rebuild(sweep_ids: str = "latest") -> Published:
-    """The table of one sweep, or of several comma-separated sweeps that share a base."""
-    runs = [sweep_run(s.strip()) for s in sweep_ids.split(",") if s.strip()]
+def rebuild(sweep_ids: str = "latest", ablation: str = "") -> Published:
+    """The table of one sweep, or of several comma-separated sweeps that share a base;
+    `latest` is the newest sweep of `ablation` where given."""
+    runs = [sweep_run(s.strip(), ablation) for s in sweep_ids.split(",") if s.strip()]
     shared_base(runs)
     if len(runs) > 1:  # pooled seeds must be comparable: say what else differs
         ids = [r.data.tags[keys.SWEEP_ID] for r in runs]

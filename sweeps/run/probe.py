@@ -4,8 +4,15 @@ One trial's exact config is rerun `repeats` times with its own seed (spread over
 nodes, each rerun pinned to one by the node-id label Ray gives every node; reruns that run at
 the same time on one node get different GPUs from Ray), `repeats` times with other seeds on one node, and, with
 `deterministic`, the same-seed reruns again under `torch.use_deterministic_algorithms`.
+
+With `kinds="auto"` the same-seed reruns go to every hardware kind the probe can reach instead:
+one node of each distinct kind among the cluster's nodes and, for a trial on CPU, every x86
+instruction set below a node's own (`resources.cpu_isa`). The report then splits the spread
+three ways (same seed on one kind, same seed across kinds, across seeds) and names the source
+sweep's gaps that the across-kind spread could close.
 """
 
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -14,6 +21,9 @@ import ray
 
 from sweeps.define import ablation as ablations
 from sweeps.define.plan import SweepPlan, Trial
+from sweeps.judge import kinds as spread
+from sweeps.publish.records import trial_rows
+from sweeps.run import kinds as reach
 from sweeps.run.cluster import ensure_ray
 from sweeps.run.tuner import run_plan
 from trainers import keys, tracking
@@ -22,6 +32,11 @@ from trainers.paths import results_dir
 from trainers.trial import scaling_config
 
 SAME, ACROSS, DETERMINISTIC = "same-seed", "across-seed", "same-seed-deterministic"
+KINDS = ("none", "auto")  # `make probe KINDS=`: none reruns on the nodes as they come
+# The probe sweep's metrics with KINDS=auto: the spread of test loss (max - min) three ways.
+SPREAD_WITHIN_KIND = "probe_spread_within_kind"
+SPREAD_ACROSS_KINDS = "probe_spread_across_kinds"
+SPREAD_ACROSS_SEEDS = "probe_spread_across_seeds"
 
 
 def source_config(run) -> ExperimentConfig:
@@ -44,14 +59,33 @@ def alive_nodes(need: dict[str, float], nodes: list[dict] | None = None) -> list
 
 
 def probe_trials(
-    cfg: ExperimentConfig, repeats: int, nodes: list[str], deterministic: bool
+    cfg: ExperimentConfig,
+    repeats: int,
+    nodes: list[str],
+    deterministic: bool,
+    kinds: list[reach.KindTarget] | None = None,
 ) -> tuple[Trial, ...]:
-    """Same seed on node r mod N; other seeds all on the first node (only pinned when N > 1)."""
+    """Same seed on node r mod N, or `repeats` times on each kind; other seeds all on the first
+    node (only pinned when N > 1)."""
     spread = (lambda r: nodes[r % len(nodes)]) if len(nodes) > 1 else (lambda r: "")
     seed = cfg.train.seed
-    trials = [
-        Trial(value=SAME, seed=seed, config=cfg, repeat=r, node=spread(r)) for r in range(repeats)
-    ]
+    if kinds:
+        trials = [
+            Trial(
+                value=SAME,
+                seed=seed,
+                config=cfg.with_overrides({"resources.cpu_isa": kind.cpu_isa}),
+                repeat=k * repeats + r,
+                node=kind.node,
+            )
+            for k, kind in enumerate(kinds)
+            for r in range(repeats)
+        ]
+    else:
+        trials = [
+            Trial(value=SAME, seed=seed, config=cfg, repeat=r, node=spread(r))
+            for r in range(repeats)
+        ]
     for r in range(repeats):
         other = cfg.with_overrides({"train.seed": seed + 1 + r})
         trials.append(Trial(value=ACROSS, seed=seed + 1 + r, config=other, node=spread(0)))
@@ -71,6 +105,7 @@ class ProbeRow:
     weights_hash: str
     images_per_s: float
     placement: str  # node IP and device (GPU UUID on GPU)
+    kind: str = ""  # placement.hardware_kind
 
 
 def probe_rows(sweep_id: str) -> list[ProbeRow]:
@@ -86,6 +121,7 @@ def probe_rows(sweep_id: str) -> list[ProbeRow]:
                 metrics.get(keys.IMAGES_PER_S, 0.0),
                 f"{tags.get('placement.node_ip', '?')} node {tags.get('placement.node_id', '?')[:8]} "
                 f"{where}",
+                tags.get(keys.HARDWARE_KIND, "?"),
             )
         )
     return rows
@@ -137,19 +173,53 @@ def _by_placement(rows: list[ProbeRow]) -> dict[tuple[str, str], list[ProbeRow]]
     return groups
 
 
+def kind_spreads(rows: list[ProbeRow]) -> spread.Spreads:
+    return spread.spreads(
+        [(r.kind, r.test_loss) for r in rows if r.probe == SAME],
+        [(r.kind, r.test_loss) for r in rows if r.probe == ACROSS],
+    )
+
+
+def sweep_gaps(sweep_id: str) -> list[tuple[str, str, float]]:
+    """The gaps between adjacent values of the probed run's own sweep."""
+    losses: dict[str, list[float]] = {}
+    for row in trial_rows(sweep_id):
+        losses.setdefault(row.value, []).append(row.test_loss)
+    return spread.gaps(losses)
+
+
+def check_kinds(kinds: str) -> None:
+    if kinds not in KINDS:
+        raise ConfigError(f"KINDS must be one of {', '.join(KINDS)}, got {kinds!r}")
+
+
 def check_repeats(repeats: int) -> None:
     if repeats < 2:
         raise ConfigError(f"REPEATS must be >= 2 to measure a variance, got {repeats}")
 
 
-def run_probe(ref: str, repeats: int, deterministic: bool = False, verbose: int = 0) -> str:
-    """Probe a finished run's exact config; the probe's runs point back at it."""
+def run_probe(
+    ref: str, repeats: int, deterministic: bool = False, verbose: int = 0, kinds: str = "none"
+) -> str:
+    """Probe a finished run's exact config; the probe's runs point back at it. With kinds, the
+    report names the gaps of the run's own sweep that the hardware alone could close."""
     check_repeats(repeats)
+    check_kinds(kinds)
     run = tracking.resolve_run(ref)
     experiment = tracking.client().get_experiment(run.info.experiment_id).name
     tags = {keys.SOURCE_RUN: run.info.run_id, keys.SOURCE_NAME: run.info.run_name}
+    sweep_id = run.data.tags.get(keys.SWEEP_ID)
+    gaps = sweep_gaps(sweep_id) if kinds == "auto" and sweep_id else None
     return probe_config(
-        source_config(run), repeats, deterministic, run.info.run_name, experiment, tags, verbose
+        source_config(run),
+        repeats,
+        deterministic,
+        run.info.run_name,
+        experiment,
+        tags,
+        verbose,
+        kinds=kinds,
+        gaps=gaps,
     )
 
 
@@ -161,12 +231,20 @@ def probe_config(
     experiment: str,
     tags: dict[str, str] | None = None,
     verbose: int = 0,
+    kinds: str = "none",
+    gaps: list[tuple[str, str, float]] | None = None,
 ) -> str:
     """Rerun `cfg` as a small Tune sweep and write, log and return the probe's report."""
     check_repeats(repeats)
+    check_kinds(kinds)
     ensure_ray()
     need = scaling_config(cfg.resources).resources_per_worker
-    trials = probe_trials(cfg, repeats, alive_nodes(need), deterministic)
+    nodes = alive_nodes(need)
+    targets = reach.targets(nodes, not cfg.resources.use_gpu) if kinds == "auto" else None
+    if targets:
+        names = "; ".join(t.label for t in targets)
+        print(f"ovat: probe: {len(targets)} hardware kinds reachable: {names}", flush=True)
+    trials = probe_trials(cfg, repeats, nodes, deterministic, targets)
     plan = SweepPlan(
         name=keys.PROBE_ABLATION,
         trials=trials,
@@ -179,12 +257,21 @@ def probe_config(
         value_tag=keys.PROBE,
     )
     published = run_plan(plan, verbose)
-    text = f"### probe of {title} ({published.sweep_id})\n\n" + summarize(
-        probe_rows(published.sweep_id)
-    )
+    rows = probe_rows(published.sweep_id)
+    text = f"### probe of {title} ({published.sweep_id})\n\n" + summarize(rows)
+    parent = tracking.sweep_runs(published.sweep_id, keys.ROLE_SWEEP)[0]
+    if targets:
+        found = kind_spreads(rows)
+        text += "\n" + spread.to_markdown(found, gaps)
+        spread_metrics = {
+            SPREAD_WITHIN_KIND: found.within_kind,
+            SPREAD_ACROSS_KINDS: found.across_kinds,
+            SPREAD_ACROSS_SEEDS: found.across_seeds,
+        }
+        finite = {k: v for k, v in spread_metrics.items() if math.isfinite(v)}
+        tracking.log_metrics(parent.info.run_id, finite, step=0)
     path = results_dir() / published.sweep_id / "probe.md"
     path.write_text(text)
-    parent = tracking.sweep_runs(published.sweep_id, keys.ROLE_SWEEP)[0]
     tracking.log_artifact(parent.info.run_id, path)
     return text
 

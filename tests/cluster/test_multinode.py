@@ -16,6 +16,12 @@ import pytest
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 
 MIB = 2**20
+BASE = {
+    "data.limit": 96,
+    "resources.cpus_per_worker": 0.5,
+    "resources.gpus_per_worker": 0.5,  # two trials per fake GPU at once
+    "resources.gpu_stand_in": "fake_gpu",
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +57,7 @@ def test_probe_spreads_same_seed_reruns_over_nodes_and_checkpoints_to_shared_sto
     monkeypatch.setenv("OVAT_RESULTS", str(tmp_path / "shared"))
     monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
-    base = {
-        "data.limit": 96,
-        "resources.cpus_per_worker": 0.5,
-        "resources.gpus_per_worker": 0.5,  # two trials per fake GPU at once
-        "resources.gpu_stand_in": "fake_gpu",
-    }
-    raw = {"base": base, "vary": {"model.bottleneck": ["vq"]}, "baseline": "vq"}
+    raw = {"base": BASE, "vary": {"model.bottleneck": ["vq"]}, "baseline": "vq"}
     run_plan(tiny_plan("multinode", raw))
     client = mlflow.tracking.MlflowClient()
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -91,3 +91,86 @@ def test_probe_spreads_same_seed_reruns_over_nodes_and_checkpoints_to_shared_sto
         assert len(run.data.tags["ovat.weights_hash"]) == 16
     checkpoints = list((tmp_path / "shared").rglob("checkpoint_*"))
     assert len({c.parent for c in checkpoints}) == 5  # every trial's, in the shared path
+
+
+def test_probe_kinds_auto_reruns_the_seed_on_each_cpu_level_and_splits_the_spread(
+    cluster, tmp_path, monkeypatch
+):
+    """`make probe RUN=<trial> KINDS=auto REPEATS=2`: both worker nodes are one kind, so the
+    same seed reruns on the first of them, natively and at each x86 level below its own."""
+    import mlflow
+    import torch
+
+    from sweeps.run.probe import (
+        SPREAD_ACROSS_KINDS,
+        SPREAD_ACROSS_SEEDS,
+        SPREAD_WITHIN_KIND,
+        run_probe,
+    )
+    from sweeps.run.tuner import run_plan
+    from tests.conftest import tiny_plan
+    from trainers import hardware
+
+    cpu = hardware.this_cpu()
+    native = torch.backends.cpu.get_cpu_capability()
+    lower = hardware.lower_isas(cpu["machine"], cpu["flags"], native)
+    if not lower:
+        pytest.skip(f"{cpu['model']} ({cpu['machine']}) has no x86 level below {native}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("OVAT_RESULTS", str(tmp_path / "shared"))
+    monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    # On an AVX2 machine the two levels (AVX2, default) ended with the same test loss to
+    # every digit while their weights differed in their bits: here on the tiny model, and with
+    # the default model's widths over 6 and 48 steps (docs/ranking.md). So the loss is checked
+    # through the spread the report computes from it, the bits through the weights' hash.
+    raw = {"base": BASE, "vary": {"model.bottleneck": ["identity", "vq"]}, "baseline": "vq"}
+    run_plan(tiny_plan("kinds", raw))
+    client = mlflow.tracking.MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    trials = client.search_runs(experiments, "tags.`ovat.role` = 'trial'")
+    [source] = [r for r in trials if r.data.tags["ovat.value"] == "identity"]
+
+    text = run_probe(source.info.run_id, repeats=2, kinds="auto")
+    runs = [
+        r
+        for r in client.search_runs(experiments, "tags.`ovat.role` = 'trial'")
+        if r.data.tags.get("ovat.source_run") == source.info.run_id
+    ]
+    assert len(runs) == 2 * (1 + len(lower)) + 2
+    assert all(r.info.status == "FINISHED" for r in runs)
+    same = [r for r in runs if r.data.tags["ovat.probe"] == "same-seed"]
+    by_level = {}
+    for run in same:
+        by_level.setdefault(run.data.params["resources.cpu_isa"], []).append(run)
+    assert set(by_level) == {"native", *lower}
+    kinds = {
+        level: {r.data.tags["placement.hardware_kind"] for r in group}
+        for level, group in by_level.items()
+    }
+    assert all(len(k) == 1 for k in kinds.values()) and len(set.union(*kinds.values())) == len(
+        by_level
+    )
+    for level, group in by_level.items():
+        dispatched = {r.data.tags["placement.cpu_capability"] for r in group}
+        assert dispatched == {native if level == "native" else level.upper()}
+        assert len({r.data.tags["ovat.weights_hash"] for r in group}) == 1  # bit for bit
+    assert (
+        by_level["native"][0].data.tags["ovat.weights_hash"]
+        == (source.data.tags["ovat.weights_hash"])
+    )
+    loss = {level: group[0].data.metrics["test_loss"] for level, group in by_level.items()}
+    weights = {group[0].data.tags["ovat.weights_hash"] for group in by_level.values()}
+    assert len(weights) == len(loss)  # another level, other bits
+    assert len({r.data.tags["placement.node_id"] for r in same}) == 1  # one node of the kind
+    assert "| same seed, same kind | 0 |" in text
+    assert "Gaps of the source sweep smaller than the spread across kinds" in text
+    [parent] = [
+        r
+        for r in client.search_runs(experiments, "tags.`ovat.role` = 'sweep'")
+        if r.data.tags.get("ovat.source_run") == source.info.run_id
+    ]
+    spread = parent.data.metrics
+    assert spread[SPREAD_WITHIN_KIND] == 0
+    assert spread[SPREAD_ACROSS_KINDS] == pytest.approx(max(loss.values()) - min(loss.values()))
+    assert spread[SPREAD_ACROSS_SEEDS] > 0

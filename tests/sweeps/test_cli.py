@@ -60,6 +60,11 @@ def test_bad_input_is_one_clear_line(args, message, workspace, capsys):
         (["eval", "x", "--splits", "holdout"], "unknown split 'holdout'; valid: train, val, test"),
         (["transplant", "x", "--bottleneck", "vqq"], "unknown bottleneck 'vqq'; valid: amvq"),
         (["finetune", "x", "--train", "a", "--steps", "-1"], "STEPS and SHOTS must be >= 0"),
+        (["probe", "x", "--kinds", "all"], "KINDS must be one of none, auto, got 'all'"),
+        (
+            ["sweep", "bottleneck", "--set", "resources.cpu_isa=sse"],
+            "must be one of native, avx512",
+        ),
     ],
 )
 def test_follow_up_commands_reject_bad_input(args, message, workspace, capsys):

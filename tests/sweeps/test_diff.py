@@ -63,3 +63,66 @@ def test_an_unknown_or_missing_sweep_is_a_clear_error(workspace):
 
     with pytest.raises(UnknownSweep, match="no previous sweep"):
         resolve("previous")
+
+
+def test_a_hardware_kind_change_is_a_difference_and_pooled_kinds_are_named(workspace, capsys):
+    fake_sweep("k1", {"vq": [0.020, 0.021], "ffn": [0.030, 0.031]})
+    fake_sweep("k2", {"vq": [0.022, 0.023], "ffn": [0.032, 0.033]})
+    epyc, xeon = "AMD EPYC / ATen AVX2 / oneDNN AVX2", "Intel Xeon / ATen AVX512 / oneDNN AVX-512"
+    for sweep, kind in (("k1", epyc), ("k2", xeon)):
+        for run in tracking.sweep_runs(sweep):
+            tracking.set_tags(run.info.run_id, {"placement.hardware_kind": kind})
+    text, _ = diff("k1", "k2")
+    assert f"- hardware kind: {epyc} -> {xeon}" in text
+    capsys.readouterr()
+    table = rebuild("k1,k2").markdown
+    err = capsys.readouterr().err
+    assert f"hardware kind: {epyc} -> {xeon}" in err  # pooled sweeps of other kinds
+    line = f"The trials ran on 2 hardware kinds: {epyc} (4), {xeon} (4)."
+    assert line in table and f"ovat: warning: {line}" in err
+    assert "hardware kinds" not in rebuild("k1").markdown  # one kind: nothing to say
+
+
+def test_latest_and_previous_are_scoped_to_an_ablation_where_one_is_given(workspace, capsys):
+    from sweeps.cli import main
+    from sweeps.errors import UnknownSweep
+
+    for sweep, ablation in (("b1", "bottleneck"), ("r1", "residual"), ("b2", "bottleneck")):
+        fake_sweep(sweep, {"vq": [0.020, 0.021]}, ablation=ablation)
+    fake_sweep("r2", {"vq": [0.022, 0.023]}, ablation="residual")
+    assert (resolve("latest"), resolve("previous")) == ("r2", "b2")  # any ablation
+    assert resolve("latest", "bottleneck") == "b2" and resolve("previous", "bottleneck") == "b1"
+    assert rebuild("latest", "bottleneck").sweep_id == "b2"
+    assert diff("previous", "latest", "residual")[0].startswith("### r1 -> r2:")
+    with pytest.raises(UnknownSweep, match="no sweep 'latest' of ablation 'placement'"):
+        rebuild("latest", "placement")
+    with pytest.raises(UnknownSweep, match="ABLATION='x/../..' is not an ablation name"):
+        resolve("latest", "x/../..")
+    capsys.readouterr()
+    assert main(["rank", "--ablation", "bottleneck"]) == 0
+    assert "### b2: test loss by bottleneck" in capsys.readouterr().out
+
+
+def test_make_scopes_latest_only_to_an_ablation_the_user_named():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+
+    def dry(*args: str, env: dict | None = None) -> str:
+        import os
+
+        environ = {k: v for k, v in os.environ.items() if k != "ABLATION"}
+        done = subprocess.run(
+            ["make", "-n", "-W", "pyproject.toml", "-o", "setup", *args],
+            cwd=root,
+            env={**environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    assert "--ablation" not in dry("rank")  # ABLATION's default names what `make sweep` runs
+    assert "rank latest --ablation residual" in dry("rank", "ABLATION=residual")
+    assert "--ablation residual" in dry("diff", env={"ABLATION": "residual"})

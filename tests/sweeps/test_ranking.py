@@ -118,3 +118,18 @@ def test_a_raced_sweep_ranks_the_seeds_its_race_counted_with_the_races_verdicts(
     text = to_markdown(list(table.values()), "raced")
     assert "| 3 (+1 not counted) |" in text and "| separated at 3 |" in text
     assert "Seeds were run until decided" in text
+
+
+def test_a_table_says_when_its_trials_ran_on_several_hardware_kinds():
+    from sweeps.judge.ranking import kinds_text
+
+    rows = [
+        TrialRow("vq", s, f"vq-s{s}", "FINISHED", 0.02, 10, 1, hardware_kind=kind)
+        for s, kind in enumerate(["A", "A", "B"])
+    ]
+    assert kinds_text(rows) == (
+        "The trials ran on 2 hardware kinds: A (2), B (1). The same seed moves between "
+        "kinds; `make probe RUN=<trial> KINDS=auto` measures by how much (docs/ranking.md)."
+    )
+    assert kinds_text(rows[:2]) == ""
+    assert kinds_text([TrialRow("vq", 0, "r", "FINISHED", 0.02, 10, 1)]) == ""  # not recorded

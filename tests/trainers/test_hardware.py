@@ -69,11 +69,11 @@ def in_process(level: str, env: dict[str, str]) -> dict:
 
 def test_a_lower_level_forced_in_a_fresh_process_is_recorded_as_another_kind():
     cpu = hardware.this_cpu()
-    lower = hardware.lower_isas(cpu["machine"], cpu["flags"], _native_capability())
+    native = in_process("native", {})
+    lower = hardware.lower_isas(cpu["machine"], cpu["flags"], native["facts"]["cpu_capability"])
     if not lower:
         pytest.skip(f"{cpu['model']} ({cpu['machine']}) has no x86 level below its own to force")
     level = lower[-1]
-    native = in_process("native", {})
     forced = in_process(level, hardware.isa_env(level))
     assert forced["error"] == ""  # check_isa: it took effect
     assert forced["facts"]["cpu_capability"].lower() == level
@@ -92,7 +92,3 @@ def test_a_level_the_cpu_lacks_is_refused_with_what_it_can_run():
         pytest.skip(f"{cpu['model']} runs every level")
     with pytest.raises(ConfigError, match=f"resources.cpu_isa={missing[0]} is not available"):
         hardware.check_isa(missing[0])
-
-
-def _native_capability() -> str:
-    return in_process("native", {})["facts"]["cpu_capability"]

@@ -172,7 +172,7 @@ test-race: setup ## a SEEDS=auto sweep run three times, once with its driver kil
 race-sim: setup ## the SEEDS=auto rule's error rates and cost on simulated sweeps (seconds; MIN_SEEDS, MAX_SEEDS)
 	@$(BIN)/python -m sweeps.judge.simulate $(if $(MIN_SEEDS),--min-seeds $(MIN_SEEDS)) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS))
 
-test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes (~3 min)
+test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes and across hardware kinds (~8 min)
 	$(BIN)/pytest -m cluster
 
 test-docker: setup ## the compose cluster for real: images, up, a sweep, authenticated HTTP, restart (~10 min)

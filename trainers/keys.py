@@ -6,7 +6,6 @@ read them without importing torch.
 TAG = "ovat."  # prefix of every tag ovat sets
 PLACEMENT = "placement."  # prefix of the tags that say where a trial ran
 HARDWARE_KIND = "placement.hardware_kind"  # one line: the kind that can repeat it bit for bit
-CPU_CAPABILITY = "placement.cpu_capability"  # the instruction set ATen dispatched to
 
 # What a worker reports each epoch (metrics are numbers; `ovat.*` and `placement.*` strings
 # become tags of the trial's run).

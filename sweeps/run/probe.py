@@ -21,7 +21,7 @@ import ray
 
 from sweeps.define import ablation as ablations
 from sweeps.define.plan import SweepPlan, Trial
-from sweeps.judge import kinds as spread
+from sweeps.judge import kinds as kind_stats
 from sweeps.publish.records import trial_rows
 from sweeps.run import kinds as reach
 from sweeps.run.cluster import ensure_ray
@@ -173,8 +173,8 @@ def _by_placement(rows: list[ProbeRow]) -> dict[tuple[str, str], list[ProbeRow]]
     return groups
 
 
-def kind_spreads(rows: list[ProbeRow]) -> spread.Spreads:
-    return spread.spreads(
+def kind_spreads(rows: list[ProbeRow]) -> kind_stats.Spreads:
+    return kind_stats.spreads(
         [(r.kind, r.test_loss) for r in rows if r.probe == SAME],
         [(r.kind, r.test_loss) for r in rows if r.probe == ACROSS],
     )
@@ -185,7 +185,7 @@ def sweep_gaps(sweep_id: str) -> list[tuple[str, str, float]]:
     losses: dict[str, list[float]] = {}
     for row in trial_rows(sweep_id):
         losses.setdefault(row.value, []).append(row.test_loss)
-    return spread.gaps(losses)
+    return kind_stats.gaps(losses)
 
 
 def check_kinds(kinds: str) -> None:
@@ -262,7 +262,7 @@ def probe_config(
     parent = tracking.sweep_runs(published.sweep_id, keys.ROLE_SWEEP)[0]
     if targets:
         found = kind_spreads(rows)
-        text += "\n" + spread.to_markdown(found, gaps)
+        text += "\n" + kind_stats.to_markdown(found, gaps)
         spread_metrics = {
             SPREAD_WITHIN_KIND: found.within_kind,
             SPREAD_ACROSS_KINDS: found.across_kinds,

@@ -8,6 +8,7 @@ the packages listed before it:
 - `publish`: a sweep read back from MLflow, judged, and written out: files, the sweep's MLflow
   run, the model registry, the leaderboard view, `make diff`. No Ray.
 - `run`: a plan run on Ray Tune: the cluster, the data inputs, the Tuner and its seed racer, the
-  MLflow callback and its outbox, the progress line, the placement probe. Publishes at the end.
+  MLflow callback and its outbox, the progress line, the watchdog, the placement probe.
+  Publishes at the end.
 - `cli`: the `ovat` command, one module per group of commands.
 """

@@ -44,6 +44,7 @@ SEED_RULE = "ovat.seed_rule"  # SEEDS=auto: the race's rule as JSON (sweeps.judg
 TUNE_TRIAL_ID = "ovat.tune_trial_id"
 STATUS = "ovat.status"  # running, interrupted, ended, failed
 ERROR = "ovat.error"  # why a run failed
+RETRIED = "ovat.retried"  # why Tune reran a trial from its last checkpoint (its last error)
 RESUMED = "ovat.resumed"
 FAILED_TRIALS = "ovat.failed_trials"
 ABLATION_FILE = "ovat.ablation_file"  # a probe ablation's file name

@@ -30,26 +30,28 @@ POLL_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
 NODE_LABEL = "ray.io/node-id"  # the label Ray gives every node: pins to one node, by id
 
 
+def worker_resources(resources: ResourcesConfig) -> dict[str, float]:
+    """What one Train worker of a trial holds."""
+    per_worker = {"CPU": float(resources.cpus_per_worker)}
+    if resources.gpus_per_worker > 0:
+        per_worker[resources.gpu_resource] = float(resources.gpus_per_worker)
+    return per_worker
+
+
 def scaling_config(resources: ResourcesConfig, node: str = "") -> ray.train.ScalingConfig:
     """Workers' resources; `node` (a node id) pins them to that node through its id label,
     which also tells apart nodes that share an IP (several Ray nodes on one machine)."""
-    per_worker = {"CPU": resources.cpus_per_worker}
-    if resources.gpus_per_worker > 0:
-        per_worker[resources.gpu_resource] = resources.gpus_per_worker
     return ray.train.ScalingConfig(
         num_workers=resources.workers,
         use_gpu=resources.use_gpu,
-        resources_per_worker=per_worker,
+        resources_per_worker=worker_resources(resources),
         label_selector={NODE_LABEL: node} if node else None,
     )
 
 
 def trial_resources(resources: ResourcesConfig) -> dict[str, float]:
     """What one trial holds while it trains: its driver plus all of its workers."""
-    need = {"CPU": float(resources.workers * resources.cpus_per_worker)}
-    if resources.gpus_per_worker > 0:
-        need[resources.gpu_resource] = resources.workers * resources.gpus_per_worker
-    return need
+    return {k: resources.workers * v for k, v in worker_resources(resources).items()}
 
 
 def run_trial(

@@ -15,7 +15,7 @@ import ray.tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from data.registry import identity
-from sweeps.run.outbox import Outbox
+from sweeps.run.outbox import Outbox, sweep_outbox
 from trainers import keys
 from trainers.paths import data_dir
 
@@ -43,9 +43,15 @@ def metrics_of(result: dict) -> dict[str, float]:
 
 
 def error_reason(trial) -> str:
-    """The last line of the trial's error, which names the exception and its message."""
-    error = trial.get_pickled_error() or trial.get_error()
-    lines = str(error or "trial failed").strip().splitlines() or ["trial failed"]
+    """The last line of the trial's error, which names the exception and its message: from the
+    trial's local error file, which Tune writes at once (its copy in storage, which `get_error`
+    reads, arrives later: a trial Tune reruns has none yet)."""
+    local = Path(trial.local_path or "", trial.run_metadata.error_filename or "")
+    if trial.local_path and trial.run_metadata.error_filename and local.is_file():
+        text = local.read_text()
+    else:
+        text = str(trial.get_pickled_error() or trial.get_error() or "")
+    lines = [line for line in text.strip().splitlines() if line.strip()] or ["trial failed"]
     return lines[-1][:5000]
 
 
@@ -61,12 +67,24 @@ def tags_of(result: dict) -> dict[str, str]:
 
 class MlflowTrialLogger(ray.tune.Callback):
     """Every write goes through the sweep's `Outbox`, so a tracking outage delays writes
-    instead of failing the sweep or losing them."""
+    instead of failing the sweep or losing them, and Tune's loop never waits on the store."""
 
-    def __init__(self, plan: "SweepPlan", sweep_id: str, parent_run_id: str, folder: Path):
+    def __init__(
+        self,
+        plan: "SweepPlan",
+        sweep_id: str,
+        parent_run_id: str,
+        folder: Path,
+        ended_by_watchdog: dict[str, str] | None = None,
+    ):
         self.plan, self.sweep_id, self.parent_run_id = plan, sweep_id, parent_run_id
-        self.outbox = Outbox(folder)
+        self.folder = folder
+        self.ended_by_watchdog = {} if ended_by_watchdog is None else ended_by_watchdog
         self.opened: set[str] = set()  # Tune trial ids whose run was queued for opening
+
+    @property
+    def outbox(self) -> Outbox:
+        return sweep_outbox(self.folder)
 
     def key_tags(self, trial) -> dict[str, str]:
         return {keys.SWEEP_ID: self.sweep_id, keys.TRIAL_KEY: trial.config["trial"]}
@@ -139,7 +157,12 @@ class MlflowTrialLogger(ray.tune.Callback):
         )
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.outbox.write("fail", self.open(trial), reason=error_reason(trial))
+        reason = self.ended_by_watchdog.get(trial.trial_id) or error_reason(trial)
+        self.outbox.write("fail", self.open(trial), reason=reason)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        reason = self.ended_by_watchdog.get(trial.trial_id) or error_reason(trial)
+        self.outbox.write("tags", self.open(trial), tags={keys.RETRIED: reason})
 
     def on_experiment_end(self, trials, **info):
-        self.outbox.flush(force=True)  # what still waits is on disk for the runner to drain
+        self.outbox.close()  # the runner drains what still waits, in this thread

@@ -2,10 +2,13 @@
 the store cannot be reached, delivered when it answers again.
 
 The sweep's callback hands every write for a trial to an `Outbox` instead of calling MLflow.
-Normally each write is delivered at once. When the store is unreachable, trials keep training;
-the writes stay queued, in order, in `results/<sweep_id>/outbox.jsonl` (rewritten atomically
-after every event), and the queue is retried at most every `RETRY_EVERY_S`. The sweep waits
-for the store before it builds the ranking, and a resume delivers a queue a killed driver left.
+A sweep's outbox delivers from a courier thread of its own (`background=True`): Tune's event
+loop only queues a write (one append to `results/<sweep_id>/outbox.jsonl`) and never waits on
+the network; once Tune's callback waited 24 s per event on a dead server, and no trial's result
+moved meanwhile. One thread delivers, in order, so the order of writes per run is kept. When the
+store is unreachable, trials keep training; the writes stay queued in that file, and the queue
+is retried every `RETRY_EVERY_S`. The sweep waits for the store before it builds the ranking,
+and a resume delivers a queue a killed driver left.
 
 Delivery is at least once, and every write is idempotent: metrics keep the timestamp of the
 result they came from (MLflow ignores an identical metric row), tags and artifacts overwrite,
@@ -16,14 +19,15 @@ run a lost response had created.
 import json
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 from mlflow.exceptions import MlflowException, RestException
 
+from sweeps.run.trial_writes import WRITES
 from trainers import keys, tracking
 
 OUTBOX_FILE = "outbox.jsonl"  # results/<sweep_id>/outbox.jsonl, present only while writes wait
@@ -46,52 +50,22 @@ def is_outage(error: Exception) -> bool:
     return isinstance(error, NETWORK_ERRORS)
 
 
-def complete(run_id: str, diverged: str = "", checkpoint: str = "") -> None:
-    """End a trial's run: FAILED with the divergence reason, or FINISHED with its checkpoint.
-    A run already FINISHED was skipped on resume and is left as it is."""
-    if tracking.run_status(run_id) == "FINISHED":
-        return
-    if diverged:
-        tracking.set_tags(run_id, {keys.ERROR: diverged})
-        tracking.end_run(run_id, failed=True)
-        return
-    if checkpoint:
-        if not Path(checkpoint).is_dir():  # MLflow would upload nothing and say nothing
-            raise FileNotFoundError(f"the trial's checkpoint {checkpoint} is gone")
-        tracking.log_artifacts(run_id, Path(checkpoint), "checkpoint")
-        preview = Path(checkpoint) / keys.PREVIEW_FILE
-        if preview.is_file():  # also as an image: the run page shows it
-            tracking.log_image(run_id, preview, "reconstructions")
-    tracking.delete_tag(run_id, keys.ERROR)  # a stop before a resume is no longer the story
-    tracking.end_run(run_id)
-
-
-def fail(run_id: str, reason: str) -> None:
-    tracking.set_tags(run_id, {keys.ERROR: reason})
-    tracking.end_run(run_id, failed=True)
-
-
-# What each queued write does to its trial's run ("open" creates the run and comes first; its
-# params are a write of their own, so an outage between the two loses neither).
-WRITES: dict[str, Callable[..., None]] = {
-    "params": tracking.log_params,
-    "dataset": tracking.log_dataset,
-    "metrics": tracking.log_metrics,
-    "points": tracking.log_metric_points,
-    "tags": tracking.set_tags,
-    "complete": complete,
-    "fail": fail,
-}
-
-
 @dataclass
 class Outbox:
     folder: Path  # results/<sweep_id>
+    background: bool = False  # a courier thread delivers; writers only queue
     pending: list[dict] = field(default_factory=list)
     runs: dict[str, str] = field(default_factory=dict)  # trial key -> MLflow run id
     down_since: float | None = None
     next_try: float = 0.0
     loaded: bool = False
+
+    def __post_init__(self) -> None:
+        self.lock = threading.RLock()  # the queue and its file
+        self.delivering = threading.Lock()  # one deliverer at a time: writes stay in order
+        self.wake, self.stopping = threading.Event(), threading.Event()
+        self.courier: threading.Thread | None = None
+        self.unkept = False  # a write could not be appended to the file
 
     @property
     def path(self) -> Path:
@@ -108,13 +82,45 @@ class Outbox:
         self.add(op, key_tags, **fields)
 
     def add(self, op: str, key_tags: dict, **fields) -> None:
-        self.load()
         entry = {"op": op, "key_tags": key_tags, **fields}
-        self.pending.append(entry)
-        if self.resting():
-            self.append(entry)  # O(1) per event during an outage; a flush rewrites the file
-        else:
+        with self.lock:
+            self.load()
+            self.pending.append(entry)
+            if self.background or self.resting():
+                self.keep(entry)
+        if self.background:
+            self.start_courier()
+            self.wake.set()
+        elif not self.resting():
             self.flush()
+
+    def start_courier(self) -> None:
+        if self.courier is None or not self.courier.is_alive():
+            self.stopping.clear()
+            self.courier = threading.Thread(target=self.deliver_until_closed, daemon=True)
+            self.courier.name = f"ovat-outbox-{self.folder.name}"
+            self.courier.start()
+
+    def deliver_until_closed(self) -> None:
+        """The courier: deliver whenever woken, and retry every RETRY_EVERY_S while down."""
+        while not self.stopping.is_set():
+            resting_for = self.next_try - time.monotonic() if self.down_since else None
+            self.wake.wait(timeout=None if resting_for is None else max(resting_for, 0.0))
+            self.wake.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                self.flush()
+            except OSError as error:  # the queue file (a full disk): the queue stays in memory
+                say(f"cannot rewrite {self.path} ({error}); its writes wait in memory")
+                self.went_down(error)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the courier after its delivery in flight (the caller flushes what waits)."""
+        self.stopping.set()
+        self.wake.set()
+        if self.courier is not None:
+            self.courier.join(timeout)
 
     def resting(self) -> bool:
         """Down, and not yet time to retry."""
@@ -129,32 +135,36 @@ class Outbox:
             self.pending = read_entries(self.path) + self.pending
 
     def flush(self, force: bool = False) -> bool:
-        """Deliver queued writes in order until one fails for an outage; True when none wait."""
-        self.load()
-        if not self.pending:
-            return True
-        if not force and self.resting():
-            return False
-        delivered = 0
-        while self.pending:
-            entry = self.pending[0]
-            try:
-                self.deliver(entry)
-            except (MlflowException, OSError, LookupError) as error:  # requests' are OSErrors
-                if not is_outage(error):
+        """Deliver queued writes in order until one fails for an outage; True when none wait.
+        Writers may queue meanwhile: only this method removes entries, from the front."""
+        with self.delivering:
+            with self.lock:
+                self.load()
+                if not self.pending:
+                    return True
+                if not force and self.resting():
+                    return False
+            while entry := self.head():
+                try:
+                    self.deliver(entry)
+                except (MlflowException, OSError, LookupError) as error:  # requests' are OSErrors
+                    if is_outage(error):
+                        self.went_down(error)
+                        break
                     self.reject(entry, error)
+                with self.lock:
                     self.pending.pop(0)
-                    continue
-                self.went_down(error)
-                break
-            self.pending.pop(0)
-            delivered += 1
-        if not self.pending and self.down_since is not None:
-            down_for = time.monotonic() - self.down_since
-            say(f"tracking store back after {down_for:.0f} s; buffered writes delivered")
-            self.down_since = None
-        self.save()
-        return not self.pending
+            with self.lock:
+                if not self.pending and self.down_since is not None:
+                    down_for = time.monotonic() - self.down_since
+                    say(f"tracking store back after {down_for:.0f} s; buffered writes delivered")
+                    self.down_since = None
+                self.save()
+                return not self.pending
+
+    def head(self) -> dict | None:
+        with self.lock:
+            return self.pending[0] if self.pending else None
 
     def deliver(self, entry: dict) -> None:
         fields = {k: v for k, v in entry.items() if k not in ("op", "key_tags")}
@@ -199,7 +209,18 @@ class Outbox:
             os.fsync(file.fileno())
         os.replace(partial, self.path)
 
+    def keep(self, entry: dict) -> None:
+        """On disk before delivery, O(1) per event (a flush rewrites the file); a file that
+        cannot be written (a full disk) leaves the write queued in memory, said once."""
+        try:
+            self.append(entry)
+        except OSError as error:
+            if not self.unkept:
+                say(f"cannot append to {self.path} ({error}); writes wait in memory")
+            self.unkept = True
+
     def append(self, entry: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as file:
             file.write(json.dumps(entry) + "\n")
             file.flush()
@@ -223,6 +244,18 @@ class Outbox:
                     f"store ({len(self.pending)} writes waiting; {WAIT_ENV} sets the limit)"
                 )
             time.sleep(poll_s)
+
+
+SWEEP_OUTBOXES: dict[Path, Outbox] = {}
+
+
+def sweep_outbox(folder: Path) -> Outbox:
+    """The process's one background outbox of a sweep folder, whoever asks for it (the Tune
+    callback, the runner after `fit`): one courier per queue file, so writes stay in order."""
+    folder = Path(folder).resolve()
+    if folder not in SWEEP_OUTBOXES:
+        SWEEP_OUTBOXES[folder] = Outbox(folder, background=True)
+    return SWEEP_OUTBOXES[folder]
 
 
 def read_entries(path: Path) -> list[dict]:

@@ -103,6 +103,10 @@ class TrialProgress(ray.tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self.ended(trial, "FAILED (see its MLflow run's ovat.error tag)")
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.running = max(0, self.running - 1)  # it starts again, and is counted again then
+        self.say(trial, "errored; Tune reruns it from its last checkpoint")
+
     def on_experiment_end(self, trials, **info):
         if self.tty:
             print(file=self.out, flush=True)  # leave the status line, end it

@@ -21,10 +21,11 @@ from sweeps.publish.summary import Published, publish
 from sweeps.run.cluster import check_object_store, concurrency, ensure_ray, smallest_object_store
 from sweeps.run.inputs import plan_streams, trial_inputs
 from sweeps.run.mlflow_callback import MlflowTrialLogger
-from sweeps.run.outbox import Outbox
+from sweeps.run.outbox import sweep_outbox
 from sweeps.run.progress import TrialProgress
 from sweeps.run.racer import SeedRacer
 from sweeps.run.signals import stop_signals_as_interrupt
+from sweeps.run.watchdog import TRIAL_RETRIES, TrialWatchdog
 from trainers import keys, tracking
 from trainers.paths import results_dir
 from trainers.trial import trainable
@@ -138,6 +139,7 @@ def make_tuner(
     else:
         trials = {}
         space = {"trial": ray.tune.grid_search([t.key for t in plan.trials])}
+    watchdog = TrialWatchdog(plan)
     return ray.tune.Tuner(
         trainable(trial_inputs(plan.trials, streams), str(storage / sweep_id)),
         param_space=space,
@@ -155,9 +157,13 @@ def make_tuner(
             name=sweep_id,
             storage_path=str(storage),
             callbacks=[
-                MlflowTrialLogger(plan, sweep_id, parent, results_dir() / sweep_id),
+                MlflowTrialLogger(plan, sweep_id, parent, results_dir() / sweep_id, watchdog.ended),
                 TrialProgress(plan),
+                watchdog,
             ],
+            # a trial that errored (the watchdog ended it, its driver died) reruns once, from
+            # its last checkpoint (Train finds its run by name)
+            failure_config=ray.tune.FailureConfig(max_failures=TRIAL_RETRIES),
             verbose=verbose,
         ),
     )
@@ -170,7 +176,7 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
     if not parents:
         raise ResumeError(f"no sweep {sweep_id!r} in {tracking.tracking_uri()}")
     plan, parent = load_plan(sweep_id), parents[-1]
-    Outbox(results_dir() / sweep_id).drain()  # writes the killed driver could not deliver
+    sweep_outbox(results_dir() / sweep_id).drain()  # what the killed driver left queued
     path = tune_storage() / sweep_id
     if not ray.tune.Tuner.can_restore(str(path)):
         raise ResumeError(f"cannot resume {sweep_id}: no Tune state under {path}")
@@ -208,7 +214,8 @@ def run_tuner(tuner, plan: SweepPlan, sweep_id: str, parent: str) -> Published:
     """Fit the Tuner; then deliver every queued MLflow write and publish, or say how to resume."""
     with stop_signals_as_interrupt() as stopped:
         results = tuner.fit()
-    outbox = Outbox(results_dir() / sweep_id)
+    outbox = sweep_outbox(results_dir() / sweep_id)
+    outbox.close()  # the callback's courier, where Tune ended without telling its callbacks
     resume_hint = f"make sweep ABLATION={plan.name} RESUME={sweep_id}"
     ended = results.num_terminated + results.num_errors
     expected = len(results) if plan.rule else len(plan.trials)  # a race ends when decided

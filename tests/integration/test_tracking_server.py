@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.publish.summary import rebuild
-from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE
+from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE, SWEEP_OUTBOXES
 from sweeps.run.tuner import run_plan
 from tests.conftest import tiny_plan
 
@@ -73,9 +73,10 @@ def server(workspace):
         server.kill()
 
 
-def outage_during_training(server: MlflowServer, results: Path, errors: list) -> None:
-    """Once a first epoch is in the server, kill it; start it again once a trial's writes have
-    had to wait on disk (the outbox file), i.e. while or after the trials trained without it."""
+def outage_during_training(server: MlflowServer, errors: list) -> None:
+    """Once a first epoch is in the server, kill it; start it again once the sweep's courier has
+    found it down (a write failed for the outage and waits on disk), i.e. while or after the
+    trials trained without it."""
     try:
         client = MlflowClient(server.uri)
         deadline = time.monotonic() + 300
@@ -86,7 +87,9 @@ def outage_during_training(server: MlflowServer, results: Path, errors: list) ->
                 break
             time.sleep(0.2)
         server.kill()
-        while time.monotonic() < deadline and not list(results.glob(f"*/{OUTBOX_FILE}")):
+        while time.monotonic() < deadline and not any(
+            outbox.down_since is not None for outbox in SWEEP_OUTBOXES.values()
+        ):
             time.sleep(0.1)
         time.sleep(2)  # more writes wait meanwhile
         server.start()
@@ -101,7 +104,7 @@ def test_a_tracking_outage_mid_sweep_loses_nothing(
     monkeypatch.setenv("OVAT_TRACKING_WAIT_S", "180")
     results = workspace / "results"
     errors: list = []
-    watcher = threading.Thread(target=outage_during_training, args=(server, results, errors))
+    watcher = threading.Thread(target=outage_during_training, args=(server, errors))
     watcher.start()
     raw = {"vary": {"model.bottleneck": ["vq"]}, "baseline": "vq"}  # one trial: 3 processes
     report = run_plan(tiny_plan("outage", raw, OVERRIDES, preset="default"))

@@ -3,12 +3,13 @@ connection refused), a SQLite store is the store coming back. No Ray."""
 
 import json
 import socket
+import time
 
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE, Outbox
+from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE, Outbox, sweep_outbox
 from trainers import tracking
 
 KEY_TAGS = {"ovat.sweep_id": "s1", "ovat.trial_key": "vq/s0"}
@@ -202,3 +203,71 @@ def test_a_local_file_error_is_set_aside_not_retried_as_an_outage(tmp_path, monk
     assert outbox.pending == [] and outbox.down_since is None  # not an outage
     [rejected] = [json.loads(line) for line in (folder / REJECTED_FILE).read_text().splitlines()]
     assert rejected["op"] == "complete" and "no-such-checkpoint" in rejected["error"]
+
+
+WRITER_BOUND_S = 2.0  # "a fraction of a second" per write, for all nine writes on a busy machine
+STALL_S = 120  # what one write would hold its caller for if it delivered itself
+
+
+@pytest.fixture
+def stalled(monkeypatch):
+    """A hung tracking server: a loopback port that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(60)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", str(STALL_S))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    yield server
+    server.close()
+
+
+def test_a_stalled_store_never_holds_the_writer_and_nothing_is_lost(stalled, tmp_path, monkeypatch):
+    """Tune's callback thread only queues: while the courier's first request hangs on a server
+    that never answers, all of a trial's writes return and wait on disk, in order."""
+    folder = tmp_path / "results" / "s1"
+    outbox = Outbox(folder, background=True)
+    began = time.monotonic()
+    queue_trial(outbox)
+    queued_in = time.monotonic() - began
+    connection, _ = stalled.accept()  # the courier's request did reach the server, and hangs
+    assert queued_in < WRITER_BOUND_S, f"writers waited {queued_in:.1f} s on a hung store"
+    assert outbox.courier.is_alive() and len(outbox.pending) == 9
+    saved = [json.loads(line)["op"] for line in (folder / OUTBOX_FILE).read_text().splitlines()]
+    assert saved == ["open", "params"] + ["tags", "points", "metrics"] * 2 + ["complete"]
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the store comes back elsewhere
+    connection.close()  # the hung request fails: an outage, the writes stay queued
+    outbox.close(timeout=STALL_S)
+    assert not outbox.courier.is_alive() and outbox.pending
+    outbox.drain(wait_s=0)
+
+    client = MlflowClient(uri)
+    run = trial_run(client)
+    assert run.info.status == "FINISHED" and run.data.tags["placement.pid"] == "102"
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
+    assert not (folder / OUTBOX_FILE).exists()
+
+
+def test_the_courier_delivers_while_the_writer_goes_on(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    folder = tmp_path / "results" / "s1"
+    outbox = sweep_outbox(folder)
+    assert sweep_outbox(tmp_path / "results" / ".." / "results" / "s1") is outbox  # one per file
+    queue_trial(outbox)
+    deadline = time.monotonic() + 120
+    while outbox.pending and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not outbox.pending and not (folder / OUTBOX_FILE).exists()
+    outbox.close()
+    assert not outbox.courier.is_alive()
+    run = trial_run(MlflowClient(uri))
+    assert run.info.status == "FINISHED" and run.data.params == {"train.lr": "0.1"}
+    assert [m.value for m in MlflowClient(uri).get_metric_history(run.info.run_id, "val_loss")] == [
+        0.5,
+        0.25,
+    ]

@@ -71,3 +71,18 @@ def test_a_resumed_sweep_counts_its_ended_trials_and_times_from_the_resume():
     progress.on_step_begin(1, [*restored, FakeTrial("ffn/s0")])  # counted once, at the first
     progress.on_trial_complete(0, [], FakeTrial("ffn/s0"))
     assert progress.status() == "ovat: 3/4 trials done, 0 running, 1m00s elapsed, about 1m00s left"
+
+
+def test_a_trial_tune_reruns_is_counted_running_once():
+    plan = tiny_plan("p", {"vary": {"model.bottleneck": ["vq"]}})
+    out = io.StringIO()
+    progress = TrialProgress(plan, clock=lambda: 0.0, out=out)
+    progress.on_trial_start(0, [], FakeTrial("vq/s0"))
+    progress.on_trial_recover(0, [], FakeTrial("vq/s0"))  # errored, Tune reruns it
+    progress.on_trial_start(0, [], FakeTrial("vq/s0"))
+    assert progress.status().startswith("ovat: 0/1 trials done, 1 running")
+    assert "vq/s0                  errored; Tune reruns it from its last checkpoint" in (
+        out.getvalue()
+    )
+    progress.on_trial_complete(0, [], FakeTrial("vq/s0"))
+    assert progress.status().startswith("ovat: 1/1 trials done, 0 running")

@@ -21,8 +21,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 from mlflow.exceptions import MlflowException, RestException
@@ -228,7 +230,7 @@ class Outbox:
 
     def drain(self, wait_s: float | None = None, poll_s: float = 5.0) -> None:
         """Block until every queued write is delivered, or raise TrackingUnavailable."""
-        wait_s = float(os.environ.get(WAIT_ENV, DEFAULT_WAIT_S)) if wait_s is None else wait_s
+        wait_s = wait_s_default() if wait_s is None else wait_s
         deadline = time.monotonic() + wait_s
         last_said = 0.0
         while not self.flush(force=True):
@@ -250,12 +252,37 @@ SWEEP_OUTBOXES: dict[Path, Outbox] = {}
 
 
 def sweep_outbox(folder: Path) -> Outbox:
-    """The process's one background outbox of a sweep folder, whoever asks for it (the Tune
-    callback, the runner after `fit`): one courier per queue file, so writes stay in order."""
+    """The process's one outbox of a sweep folder: one courier per queue file, writes in order."""
     folder = Path(folder).resolve()
     if folder not in SWEEP_OUTBOXES:
         SWEEP_OUTBOXES[folder] = Outbox(folder, background=True)
     return SWEEP_OUTBOXES[folder]
+
+
+T = TypeVar("T")
+
+
+def wait_s_default() -> float:  # how long the end of a sweep waits for the store
+    return float(os.environ.get(WAIT_ENV, DEFAULT_WAIT_S))
+
+
+def through_outages(action: Callable[[], T], wait_s: float | None = None, poll_s=5.0) -> T:
+    """`action()`, again while it fails for an outage, up to OVAT_TRACKING_WAIT_S: the ranking
+    and the registry write MLflow themselves after the outbox drained (a server restarted
+    then once failed a sweep whose trials had all finished)."""
+    deadline = time.monotonic() + (wait_s_default() if wait_s is None else wait_s)
+    said = False
+    while True:
+        try:
+            return action()
+        except (MlflowException, OSError) as error:
+            if not is_outage(error) or time.monotonic() >= deadline:
+                raise
+            if not said:
+                reason = str(error).splitlines()[0][:200]
+                say(f"tracking store {tracking.tracking_uri()} unreachable ({reason}); waiting")
+                said = True
+            time.sleep(poll_s)
 
 
 def read_entries(path: Path) -> list[dict]:

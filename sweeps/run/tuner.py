@@ -21,7 +21,7 @@ from sweeps.publish.summary import Published, publish
 from sweeps.run.cluster import check_object_store, concurrency, ensure_ray, smallest_object_store
 from sweeps.run.inputs import plan_streams, trial_inputs
 from sweeps.run.mlflow_callback import MlflowTrialLogger
-from sweeps.run.outbox import sweep_outbox
+from sweeps.run.outbox import sweep_outbox, through_outages
 from sweeps.run.progress import TrialProgress
 from sweeps.run.racer import SeedRacer
 from sweeps.run.signals import stop_signals_as_interrupt
@@ -234,7 +234,7 @@ def run_tuner(tuner, plan: SweepPlan, sweep_id: str, parent: str) -> Published:
         raise tracking.TrackingUnavailable(
             f"{error}; every trial ended: {resume_hint} delivers them and builds the ranking"
         ) from None
-    return finish(sweep_id, parent, plan.name, plan.baseline)
+    return through_outages(lambda: finish(sweep_id, parent, plan.name, plan.baseline))
 
 
 def trial_name(trial) -> str:

@@ -271,3 +271,35 @@ def test_the_courier_delivers_while_the_writer_goes_on(tmp_path, monkeypatch):
         0.5,
         0.25,
     ]
+
+
+def test_the_end_of_a_sweep_waits_through_an_outage_but_not_through_a_refusal():
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    from sweeps.run.outbox import through_outages
+
+    calls = []
+
+    def publish_after_two_outages():
+        calls.append(1)
+        if len(calls) <= 2:
+            raise MlflowException("connection refused", error_code="INTERNAL_ERROR")
+        return "ranked"
+
+    assert through_outages(publish_after_two_outages, wait_s=60, poll_s=0) == "ranked"
+    assert len(calls) == 3
+
+    def refused():
+        calls.append(1)
+        raise MlflowException("bad value", error_code=INVALID_PARAMETER_VALUE)
+
+    calls.clear()
+    with pytest.raises(MlflowException, match="bad value"):
+        through_outages(refused, wait_s=60, poll_s=0)
+    assert len(calls) == 1  # a refusal is not retried
+
+    def down():
+        raise MlflowException("connection refused", error_code="INTERNAL_ERROR")
+
+    with pytest.raises(MlflowException, match="connection refused"):
+        through_outages(down, wait_s=0, poll_s=0)  # past the wait: the outage's own error

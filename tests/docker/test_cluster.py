@@ -162,6 +162,7 @@ def cluster(tmp_path_factory):
                 "RAY_SHM_SIZE=1gb",
                 "CPU_WORKERS=1",
                 "FAKE_GPUS_PER_WORKER=2",
+                "OVAT_WATCHDOG_FLOOR_S=60",  # 600 s by default: a lost worker's trial ends sooner
                 "",
             ]
         )
@@ -411,6 +412,16 @@ def training(cluster, experiment: str, before: str) -> bool:
     return bool(json.loads(cluster.api("/api/2.0/mlflow/runs/search", body=search)).get("runs"))
 
 
+def wait_until_training(cluster, experiment: str, before: str, process, output, timeout_s: int):
+    """Until a trial of a sweep newer than `before` has reported an epoch; the sweep's process
+    must not end first (`output()`: what it printed, for the failure's message)."""
+    deadline = time.monotonic() + timeout_s
+    while not training(cluster, experiment, before):
+        assert process.poll() is None, f"the sweep ended first: {output()[-3000:]}"
+        assert time.monotonic() < deadline, f"no trial reported an epoch in {timeout_s} s"
+        time.sleep(2)
+
+
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "no-terminal"])
 def test_ctrl_c_on_the_host_stops_the_driver_in_the_head(cluster, terminal):
     # `compose exec -T` passed no signal on: the driver kept running in the head, and a later
@@ -442,11 +453,7 @@ def test_ctrl_c_on_the_host_stops_the_driver_in_the_head(cluster, terminal):
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
-        while not training(cluster, experiment, before):
-            assert process.poll() is None, f"the sweep ended first: {''.join(said)[-3000:]}"
-            assert time.monotonic() < deadline, "no trial reported an epoch in 300 s"
-            time.sleep(2)
+        wait_until_training(cluster, experiment, before, process, lambda: "".join(said), 300)
         assert drivers_in_the_head(cluster)
         if terminal:
             os.write(controller, b"\x03")
@@ -468,3 +475,71 @@ def test_ctrl_c_on_the_host_stops_the_driver_in_the_head(cluster, terminal):
     sweep = newest_sweep(cluster, experiment)
     assert sweep["info"]["status"] == "KILLED", output[-3000:]
     assert _tag(sweep, keys.STATUS) == "interrupted"
+
+
+def sweep_trials(cluster, sweep: dict) -> list[dict]:
+    search = {
+        "experiment_ids": [sweep["info"]["experiment_id"]],
+        "filter": f"tags.`ovat.sweep_id` = '{_tag(sweep, keys.SWEEP_ID)}' "
+        "and tags.`ovat.role` = 'trial'",
+    }
+    return json.loads(cluster.api("/api/2.0/mlflow/runs/search", body=search)).get("runs", [])
+
+
+def container_at(cluster, ip: str) -> str:
+    """The id of the compose worker container whose address is `ip`."""
+    for container in cluster.compose("ps", "-q", "ray-worker-cpu").stdout.split():
+        address = sh("docker", "inspect", "-f", INSPECT_IP, container).stdout.split()
+        if ip in address:
+            return container
+    raise AssertionError(f"no worker container has the address {ip}")
+
+
+INSPECT_IP = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+
+
+def test_a_lost_worker_and_a_restarted_tracking_server_never_hang_the_sweep(cluster):
+    """Issue 27 as it was found: a second worker container joins, a sweep starts, the container
+    that runs a trial is killed once that trial reported an epoch, and 10 s later the tracking
+    server restarts. Every trial still finishes exactly once, with its checkpoint, and the
+    sweep's exit code is 0 (before: two trials stayed RUNNING with the cluster idle)."""
+    experiment = "ovat-residual"
+    before = newest_sweep(cluster, experiment)["info"]["run_id"]
+    cluster.compose("up", "--detach", "--wait", "--no-recreate", "--scale", "ray-worker-cpu=2")
+    # epochs enough that the trials still train when the server restarts
+    settings = {**SWEEP, "EPOCHS": "8", "SET": SWEEP["SET"].replace("limit=48", "limit=96")}
+    process = subprocess.Popen(
+        cluster.make_command("cluster-sweep", **settings), cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until_training(cluster, experiment, before, process, process.stdout.read, 600)
+        sweep = newest_sweep(cluster, experiment)
+        placed = [
+            tags["placement.node_ip"]
+            for run in sweep_trials(cluster, sweep)
+            if "placement.node_ip" in (tags := {t["key"]: t["value"] for t in run["data"]["tags"]})
+        ]
+        victim = container_at(cluster, placed[0])
+        assert sh("docker", "kill", victim).returncode == 0
+        time.sleep(10)
+        cluster.compose("restart", "mlflow")
+        process.wait(timeout=1200)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    output = process.stdout.read()
+    assert process.returncode == 0, output[-5000:]
+    sweep = newest_sweep(cluster, experiment)
+    assert sweep["info"]["status"] == "FINISHED", output[-3000:]
+    runs = sweep_trials(cluster, sweep)
+    assert sorted(_tag(r, keys.TRIAL_KEY) for r in runs) == ["group/s0", "preact/s0"]
+    for run in runs:  # exactly once each, finished, its checkpoint readable over the port
+        assert run["info"]["status"] == "FINISHED"
+        listing = json.loads(
+            cluster.api(
+                "/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"], path="checkpoint"
+            )
+        )
+        assert checkpoints.MODEL_FILE in {Path(f["path"]).name for f in listing["files"]}

@@ -157,11 +157,15 @@ class TrialWatchdog(ray.tune.Callback):
         ]
         if not silent:
             return
-        cluster = Cluster(
-            ray._private.state.actors(),
-            list(ray._private.state.available_resources_per_node().values()),
-            list(ray._private.state.total_resources_per_node().values()),
-        )
+        try:  # Ray's private state API: a failure to read it must never stop the sweep
+            cluster = Cluster(
+                ray._private.state.actors(),
+                list(ray._private.state.available_resources_per_node().values()),
+                list(ray._private.state.total_resources_per_node().values()),
+            )
+        except Exception as error:  # noqa: BLE001
+            say(f"watchdog: cannot read Ray's actor table ({error}); checking again later")
+            return
         for trial in silent:
             self.check(trial, cluster, now, floor)
 

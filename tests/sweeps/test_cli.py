@@ -182,7 +182,9 @@ def test_plan_prints_the_trials_its_cost_and_ends_with_the_count(workspace, caps
     assert no_ray == [] and not (workspace / "mlflow.db").exists()
 
 
-def test_plan_of_seeds_auto_prints_the_rule_and_the_least_and_most_trials(capsys, no_ray):
+def test_plan_of_seeds_auto_prints_the_rule_and_the_least_and_most_trials(
+    workspace, capsys, no_ray
+):
     assert main(["plan", "bottleneck", "--seeds", "auto", "--budget", "60"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == (
@@ -229,7 +231,7 @@ def test_a_budget_in_device_hours_refuses_a_plan_that_costs_more(workspace, caps
         (["--seeds", "auto", "--min-seeds", "5", "--max-seeds", "4"], "MAX_SEEDS must be >= 5"),
     ],
 )
-def test_bad_seed_rules_and_budgets_are_one_line(args, message, capsys, no_ray):
+def test_bad_seed_rules_and_budgets_are_one_line(args, message, workspace, capsys, no_ray):
     assert main(["plan", "bottleneck", *args]) == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("ovat: error: ") and message in stderr

@@ -46,9 +46,9 @@ def error_reason(trial) -> str:
     """The last line of the trial's error, which names the exception and its message: from the
     trial's local error file, which Tune writes at once (its copy in storage, which `get_error`
     reads, arrives later: a trial Tune reruns has none yet)."""
-    local = Path(trial.local_path or "", trial.run_metadata.error_filename or "")
-    if trial.local_path and trial.run_metadata.error_filename and local.is_file():
-        text = local.read_text()
+    name = trial.run_metadata.error_filename
+    if trial.local_path and name and Path(trial.local_path, name).is_file():
+        text = Path(trial.local_path, name).read_text()
     else:
         text = str(trial.get_pickled_error() or trial.get_error() or "")
     lines = [line for line in text.strip().splitlines() if line.strip()] or ["trial failed"]
@@ -156,13 +156,15 @@ class MlflowTrialLogger(ray.tune.Callback):
             checkpoint=final_checkpoint(last),
         )
 
+    def reason(self, trial) -> str:
+        """Why a trial errored: the watchdog's words where it ended the trial, else Tune's."""
+        return self.ended_by_watchdog.get(trial.trial_id) or error_reason(trial)
+
     def on_trial_error(self, iteration, trials, trial, **info):
-        reason = self.ended_by_watchdog.get(trial.trial_id) or error_reason(trial)
-        self.outbox.write("fail", self.open(trial), reason=reason)
+        self.outbox.write("fail", self.open(trial), reason=self.reason(trial))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        reason = self.ended_by_watchdog.get(trial.trial_id) or error_reason(trial)
-        self.outbox.write("tags", self.open(trial), tags={keys.RETRIED: reason})
+        self.outbox.write("tags", self.open(trial), tags={keys.RETRIED: self.reason(trial)})
 
     def on_experiment_end(self, trials, **info):
         self.outbox.close()  # the runner drains what still waits, in this thread

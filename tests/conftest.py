@@ -61,6 +61,19 @@ def leaves_the_environment_as_it_found_it(request):
     assert after == before, f"the test changed the environment: {before} -> {after}"
 
 
+@pytest.fixture(autouse=True)
+def leaves_the_shared_ray_free(request):
+    """A test that used the shared Ray instance ends with its CPUs free, or fails naming what
+    holds them (`tests.shared_ray`): a leak would otherwise hang every later sweep."""
+    yield
+    if "ray_session" in request.fixturenames:
+        from tests.shared_ray import leak_report
+
+        report = leak_report()
+        if report:
+            pytest.fail(report)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """Prepared data shared by all tests: the sample set is built once per session, in a folder

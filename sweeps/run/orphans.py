@@ -10,7 +10,8 @@ waiting for a lost node's resources, ended by the watchdog) leaves the group beh
 all its CPUs and fake GPUs, while the reruns' own groups waited for them forever.
 
 The sweep's watchdog removes them: groups of this sweep's Ray job, created by an actor (not by
-the driver, whose groups are Tune's), not detached, that actor dead, and not yet removed.
+the driver, whose groups are Tune's), not detached, that actor dead, and not yet removed; and
+any group whose job has ended (a killed driver's) that is still held.
 """
 
 import ray
@@ -22,14 +23,13 @@ HELD = {Table.PENDING, Table.PREPARED, Table.CREATED, Table.RESCHEDULING}
 
 
 def is_orphan(group: Table, job_id: bytes) -> bool:
-    created_by_actor = any(b != 0xFF for b in group.creator_actor_id)  # nil id: the driver
-    return (
-        group.creator_job_id == job_id
-        and created_by_actor
-        and group.creator_actor_dead
-        and not group.is_detached
-        and group.state in HELD
-    )
+    """Held, not detached, and its creator gone: a dead actor of this job (a Train controller;
+    a nil actor id is the driver, whose groups are Tune's), or any creator of a job that ended
+    (a killed driver's groups, which Ray removes with its job; one still held is removed here)."""
+    if group.is_detached or group.state not in HELD or not group.creator_actor_dead:
+        return False
+    created_by_actor = any(b != 0xFF for b in group.creator_actor_id)
+    return group.creator_job_dead or (group.creator_job_id == job_id and created_by_actor)
 
 
 def placement_groups() -> list[Table]:

@@ -87,7 +87,7 @@ def group(**fields):
     return Table(**{**defaults, **fields})
 
 
-def test_an_orphan_is_a_live_group_of_this_job_whose_creating_actor_died():
+def test_an_orphan_is_a_held_group_whose_creating_actor_or_job_is_gone():
     from ray.core.generated import gcs_pb2
 
     from sweeps.run.orphans import is_orphan
@@ -99,5 +99,9 @@ def test_an_orphan_is_a_live_group_of_this_job_whose_creating_actor_died():
     assert not is_orphan(group(creator_actor_dead=False), job)  # its controller lives
     assert not is_orphan(group(creator_actor_id=b"\xff" * 16), job)  # the driver's (Tune's)
     assert not is_orphan(group(creator_job_id=b"\x02\x00\x00\x00"), job)  # another job's
+    ended = {"creator_job_id": b"\x02\x00\x00\x00", "creator_job_dead": True}
+    assert is_orphan(group(**ended), job)  # unless that job ended (a killed driver's)
+    assert is_orphan(group(**ended, creator_actor_id=b"\xff" * 16), job)  # its Tune groups too
+    assert not is_orphan(group(**ended, creator_actor_dead=False), job)  # a detached actor's
     assert not is_orphan(group(is_detached=True), job)
     assert not is_orphan(group(state=Table.REMOVED), job)

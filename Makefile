@@ -166,7 +166,7 @@ test-ui: setup ## a real sweep in the MLflow UI, checked in headless Chromium (n
 	@command -v chromium >/dev/null || { echo "ovat: error: test-ui drives Debian's Chromium: apt-get install -y chromium"; exit 2; }
 	OVAT_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -m ui
 
-test-race: setup ## a SEEDS=auto sweep run three times, once with its driver killed and resumed: same decisions (~8 min)
+test-race: setup ## a SEEDS=auto sweep run three times, once with its driver killed and resumed: its decisions, the same each time (~15 min)
 	$(BIN)/pytest -m race
 
 race-sim: setup ## the SEEDS=auto rule's error rates and cost on simulated sweeps (seconds; MIN_SEEDS, MAX_SEEDS)

@@ -93,6 +93,19 @@ def workspace(tmp_path, monkeypatch, data_dir) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fails the test if the command tries to start or join Ray (whether or not the session's
+    integration tests already have a Ray instance up in this process)."""
+    import sweeps.run.cluster
+    import sweeps.run.tuner
+
+    calls = []
+    monkeypatch.setattr(sweeps.run.cluster, "ensure_ray", lambda: calls.append("ensure_ray"))
+    monkeypatch.setattr(sweeps.run.tuner, "run_plan", lambda *a, **k: calls.append("run_plan"))
+    return calls
+
+
 @pytest.fixture(scope="session")
 def ray_session(data_dir):
     import ray

@@ -19,6 +19,7 @@ from sweeps.cli.common import (
 from sweeps.define import ablation as ablations
 from sweeps.define.cost import parse_gap
 from sweeps.define.plan import SweepPlan, new_sweep_id
+from sweeps.run.waits import waits
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import results_dir
 from trainers.presets import PRESETS
@@ -92,6 +93,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    waits()  # a bad OVAT_*_S value is one line now, not a traceback inside Tune's loop later
     ablation = ablations.load(args.ablation)
     if ablation.probe is not None:
         return sweep_probe(ablation, sweep_overrides(args), args)

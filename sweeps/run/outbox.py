@@ -30,13 +30,12 @@ import requests
 from mlflow.exceptions import MlflowException, RestException
 
 from sweeps.run.trial_writes import WRITES
+from sweeps.run.waits import waits
 from trainers import keys, tracking
 
 OUTBOX_FILE = "outbox.jsonl"  # results/<sweep_id>/outbox.jsonl, present only while writes wait
 REJECTED_FILE = "outbox-rejected.jsonl"  # writes the store refused (a bug, not an outage)
 RETRY_EVERY_S = 10.0  # while the store is down: how often an event retries the queue
-WAIT_ENV = "OVAT_TRACKING_WAIT_S"  # how long the end of a sweep waits for the store
-DEFAULT_WAIT_S = 600.0
 TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 NETWORK_ERRORS = (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
 
@@ -230,7 +229,7 @@ class Outbox:
 
     def drain(self, wait_s: float | None = None, poll_s: float = 5.0) -> None:
         """Block until every queued write is delivered, or raise TrackingUnavailable."""
-        wait_s = wait_s_default() if wait_s is None else wait_s
+        wait_s = waits().tracking_wait_s if wait_s is None else wait_s
         deadline = time.monotonic() + wait_s
         last_said = 0.0
         while not self.flush(force=True):
@@ -243,7 +242,7 @@ class Outbox:
                 last_said = time.monotonic()
                 say(
                     f"waiting up to {deadline - time.monotonic():.0f} s more for the tracking "
-                    f"store ({len(self.pending)} writes waiting; {WAIT_ENV} sets the limit)"
+                    f"store ({len(self.pending)} writes waiting; OVAT_TRACKING_WAIT_S sets the limit)"
                 )
             time.sleep(poll_s)
 
@@ -262,15 +261,11 @@ def sweep_outbox(folder: Path) -> Outbox:
 T = TypeVar("T")
 
 
-def wait_s_default() -> float:  # how long the end of a sweep waits for the store
-    return float(os.environ.get(WAIT_ENV, DEFAULT_WAIT_S))
-
-
 def through_outages(action: Callable[[], T], wait_s: float | None = None, poll_s=5.0) -> T:
     """`action()`, again while it fails for an outage, up to OVAT_TRACKING_WAIT_S: the ranking
     and the registry write MLflow themselves after the outbox drained (a server restarted
     then once failed a sweep whose trials had all finished)."""
-    deadline = time.monotonic() + (wait_s_default() if wait_s is None else wait_s)
+    deadline = time.monotonic() + (waits().tracking_wait_s if wait_s is None else wait_s)
     said = False
     while True:
         try:

@@ -1,7 +1,7 @@
 """A trial never stays RUNNING with nothing to run it: the sweep's watchdog.
 
 A trial that has reported nothing for longer than its bound (`FACTOR` times its longest time
-between two results, at least `floor_s()`), has no live Ray Train worker, and is not waiting
+between two results, at least `OVAT_WATCHDOG_FLOOR_S`), has no live Ray Train worker, and is not waiting
 for resources other trials hold (the free resources could hold its workers, or no live node
 could ever hold one) is ended: its Tune actor is killed, Tune records the trial as errored and
 retries it from its last checkpoint within the sweep's failure budget (`TRIAL_RETRIES`), else it
@@ -14,7 +14,6 @@ The trial's workers are found through Ray's actor table by ownership: the Tune a
 trial's `TrainController`, which owns its `RayTrainWorker`s.
 """
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,23 +23,12 @@ import ray
 import ray.tune
 
 from sweeps.run.orphans import remove_orphans
+from sweeps.run.waits import waits
 from trainers.trial import worker_resources
 
-FLOOR_ENV = "OVAT_WATCHDOG_FLOOR_S"  # the least silence that ends a trial (tests lower it)
-DEFAULT_FLOOR_S = 600.0
 FACTOR = 3.0  # times the trial's longest time between two results
-CHECK_ENV = "OVAT_WATCHDOG_CHECK_S"  # the actor table is read at most this often
-DEFAULT_CHECK_S = 15.0
 TRIAL_RETRIES = 1  # Tune's retries of a trial that errored (from its last checkpoint)
 LIVE = {"ALIVE", "PENDING_CREATION", "RESTARTING", "DEPENDENCIES_UNREADY"}
-
-
-def floor_s() -> float:
-    return float(os.environ.get(FLOOR_ENV, DEFAULT_FLOOR_S))
-
-
-def check_s() -> float:
-    return float(os.environ.get(CHECK_ENV, DEFAULT_CHECK_S))
 
 
 @dataclass
@@ -120,7 +108,7 @@ def verdict(workers: int, fits_now: bool, fits_ever: bool, need: dict[str, float
 
 class TrialWatchdog(ray.tune.Callback):
     def __init__(self, plan, clock: Callable[[], float] = time.monotonic):
-        self.plan, self.clock = plan, clock
+        self.plan, self.clock, self.waits = plan, clock, waits()
         self.heard: dict[str, Heard] = {}
         self.named: set[str] = set()  # trials whose silence was said once already
         self.ended: dict[str, str] = {}  # trial id -> the reason it was ended
@@ -143,11 +131,11 @@ class TrialWatchdog(ray.tune.Callback):
 
     def on_step_begin(self, iteration, trials, **info):
         now = self.clock()
-        if now - self.checked < check_s():
+        if now - self.checked < self.waits.watchdog_check_s:
             return
         self.checked = now
         self.remove_orphans()
-        floor = floor_s()
+        floor = self.waits.watchdog_floor_s
         silent = [
             t
             for t in trials

@@ -113,19 +113,6 @@ def test_unwritable_results_folder_is_named(workspace):
     assert f"results folder {results} is not writable: Not a directory" in result.stderr
 
 
-@pytest.fixture
-def no_ray(monkeypatch):
-    """Fails the test if the command tries to start or join Ray (whether or not the session's
-    integration tests already have a Ray instance up in this process)."""
-    import sweeps.run.cluster
-    import sweeps.run.tuner
-
-    calls = []
-    monkeypatch.setattr(sweeps.run.cluster, "ensure_ray", lambda: calls.append("ensure_ray"))
-    monkeypatch.setattr(sweeps.run.tuner, "run_plan", lambda *a, **k: calls.append("run_plan"))
-    return calls
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [

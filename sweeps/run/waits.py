@@ -1,0 +1,43 @@
+"""How long a sweep waits for what it does not control, from the environment: read with the
+sweep's other input before Ray starts, so that a bad value is one line naming the variable and
+its valid values, never a traceback inside Tune's loop halfway through a sweep."""
+
+import math
+import os
+from dataclasses import dataclass
+
+from trainers.config import ConfigError
+
+# variable -> (field, default seconds)
+VARIABLES = {
+    "OVAT_WATCHDOG_FLOOR_S": ("watchdog_floor_s", 600.0),  # the least silence that ends a trial
+    "OVAT_WATCHDOG_CHECK_S": ("watchdog_check_s", 15.0),  # the actor table is read this often
+    "OVAT_TRACKING_WAIT_S": ("tracking_wait_s", 600.0),  # the end of a sweep waits for the store
+}
+
+
+@dataclass(frozen=True)
+class Waits:
+    watchdog_floor_s: float
+    watchdog_check_s: float
+    tracking_wait_s: float
+
+
+def seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"{variable}={raw!r} is not a number of seconds above 0 (unset: {default:g})"
+        )
+    return value
+
+
+def waits() -> Waits:
+    """The environment's waits; ConfigError names the first bad variable."""
+    return Waits(**{field: seconds(name, default) for name, (field, default) in VARIABLES.items()})

@@ -47,8 +47,9 @@ def error_reason(trial) -> str:
     trial's local error file, which Tune writes at once (its copy in storage, which `get_error`
     reads, arrives later: a trial Tune reruns has none yet)."""
     name = trial.run_metadata.error_filename
-    if trial.local_path and name and Path(trial.local_path, name).is_file():
-        text = Path(trial.local_path, name).read_text()
+    local = Path(trial.local_path, name) if trial.local_path and name else None
+    if local is not None and local.is_file():
+        text = local.read_text()
     else:
         text = str(trial.get_pickled_error() or trial.get_error() or "")
     lines = [line for line in text.strip().splitlines() if line.strip()] or ["trial failed"]

@@ -38,13 +38,18 @@ def placement_groups() -> list[Table]:
     return [Table.FromString(raw) for raw in accessor.get_placement_group_table()]
 
 
+def handle(group: Table) -> PlacementGroup:
+    """The Python handle of a table entry (to remove it, or to name it by `.id.hex()`)."""
+    return PlacementGroup(ray.PlacementGroupID(group.placement_group_id))
+
+
 def remove_orphans() -> list[str]:
     """Remove this job's orphaned placement groups; their ids, in hex."""
     job_id = bytes.fromhex(ray.get_runtime_context().get_job_id())
     removed = []
     for group in placement_groups():
         if is_orphan(group, job_id):
-            pg_id = ray.PlacementGroupID(group.placement_group_id)
-            remove_placement_group(PlacementGroup(pg_id))
-            removed.append(pg_id.hex())
+            orphan = handle(group)
+            remove_placement_group(orphan)
+            removed.append(orphan.id.hex())
     return removed

@@ -241,8 +241,8 @@ class Outbox:
             if time.monotonic() - last_said >= 30:
                 last_said = time.monotonic()
                 say(
-                    f"waiting up to {deadline - time.monotonic():.0f} s more for the tracking "
-                    f"store ({len(self.pending)} writes waiting; OVAT_TRACKING_WAIT_S sets the limit)"
+                    f"waiting up to {deadline - time.monotonic():.0f} s more for the tracking store "
+                    f"({len(self.pending)} writes waiting; OVAT_TRACKING_WAIT_S sets the limit)"
                 )
             time.sleep(poll_s)
 

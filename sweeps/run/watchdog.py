@@ -1,12 +1,13 @@
 """A trial never stays RUNNING with nothing to run it: the sweep's watchdog.
 
 A trial that has reported nothing for longer than its bound (`FACTOR` times its longest time
-between two results, at least `OVAT_WATCHDOG_FLOOR_S`), has no live Ray Train worker, and is not waiting
-for resources other trials hold (the free resources could hold its workers, or no live node
-could ever hold one) is ended: its Tune actor is killed, Tune records the trial as errored and
-retries it from its last checkpoint within the sweep's failure budget (`TRIAL_RETRIES`), else it
-fails with the watchdog's reason. A trial whose workers are alive is never ended, only named: a
-long epoch is not a hang; nor is a restart queued behind running trials.
+between two results, at least `OVAT_WATCHDOG_FLOOR_S`), has no live Ray Train worker, and is
+not waiting for resources other trials hold (the free resources could hold its workers, or no
+live node could ever hold one) is ended: its Tune actor is killed, Tune records the trial as
+errored and retries it from its last checkpoint within the sweep's failure budget
+(`TRIAL_RETRIES`), else it fails with the watchdog's reason. A trial whose workers are alive is
+never ended, only named: a long epoch is not a hang; nor is a restart queued behind running
+trials.
 
 Found on the compose cluster: a worker container killed under two trials left them RUNNING
 for minutes with the cluster idle, their Train controllers dead and their Tune actors waiting.

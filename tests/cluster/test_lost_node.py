@@ -52,6 +52,20 @@ def wait_until(condition, what: str, driver: subprocess.Popen) -> None:
         time.sleep(0.5)
 
 
+# Train's record of the checkpoints its controller accepted. A checkpoint folder exists as soon
+# as a worker starts writing it, before the report reaches the controller; a node killed in
+# between leaves a folder that a rerun does not resume from (CI: resumes 0), so the test waits
+# for the record, which is what a rerun reads.
+SNAPSHOT = "checkpoint_manager_snapshot.json"
+
+
+def has_checkpoint(snapshot: Path) -> bool:
+    try:  # read while Train may be rewriting it
+        return bool(json.loads(snapshot.read_text())["checkpoint_results"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 DRIVER = """
 import json, sys
 from sweeps.run.tuner import run_plan
@@ -108,8 +122,8 @@ def test_a_node_lost_under_running_trials_ends_them_reruns_them_and_ranks_them(
             stderr=subprocess.STDOUT,
         )
     try:
-        checkpointed = lambda: {c.parent for c in (tmp_path / "shared").rglob("checkpoint_2*")}
-        wait_until(lambda: len(checkpointed()) == 2, "both trials' first checkpoints", driver)
+        registered = lambda: sum(map(has_checkpoint, (tmp_path / "shared").rglob(SNAPSHOT)))
+        wait_until(lambda: registered() == 2, "both trials' first checkpoints", driver)
         nodes.remove_node(victim, allow_graceful=False)
         wait_until(lambda: retried() >= 2, "the watchdog ending both trials", driver)
         replacement = nodes.add_node(**NODE)

@@ -8,7 +8,7 @@ no `fake_gpu`. The nodes' worker processes import ovat from the installed projec
 trial's checkpoint lands under the one storage path they share (OVAT_RESULTS).
 
 Its own Ray cluster cannot share a process with the integration tests' Ray instance, so this
-runs in its own pytest process: `make test-cluster` (which `.ci/run` runs after `make test`).
+runs in its own pytest process: `make test-cluster`.
 """
 
 import pytest

@@ -10,7 +10,7 @@ from tests.conftest import trials_sweep
 from trainers.followups import evaluate_run
 from trainers.presets import preset
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EPOCHS = 2
 

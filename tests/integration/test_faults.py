@@ -15,7 +15,7 @@ import pytest
 from sweeps.run.tuner import run_plan
 from tests.conftest import tiny_plan
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EPOCHS = 4
 HEALTHY, DIVERGING = 0.0003, 1000000.0

@@ -28,7 +28,7 @@ from sweeps.publish.summary import rebuild
 from tests.conftest import ROOT
 from trainers.paths import data_dir
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ABLATION = {
     "preset": "tiny",

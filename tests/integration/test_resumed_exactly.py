@@ -18,7 +18,7 @@ from sweeps.define.plan import Trial
 from tests.conftest import trials_sweep
 from trainers.presets import preset
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EPOCHS = 3
 KILLED = ("memory-killed", "streamed-killed")

@@ -13,7 +13,7 @@ from tests.conftest import trials_sweep
 from trainers.paths import data_dir
 from trainers.presets import preset
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EPOCHS = 2
 

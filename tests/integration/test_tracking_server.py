@@ -23,7 +23,7 @@ from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE, SWEEP_OUTBOXES
 from sweeps.run.tuner import run_plan
 from tests.conftest import tiny_plan
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EPOCHS = 3
 # The default model: the tiny one could finish before the outage begins.

@@ -169,23 +169,23 @@ test: setup ## lint, unit tests on every core, then real sweeps on one shared Ra
 test-unit: setup ## the fast, Ray-free tests only, on every core
 	$(BIN)/pytest -n $(TEST_JOBS) -m "not integration and $(NOT_IN_TEST)"
 
-test-slow: setup ## integration tests of minutes each: killed workers and drivers, a tracking outage, streaming, two-worker trials (~17 min)
+test-slow: setup ## integration tests of minutes each: killed workers and drivers, a tracking outage, streaming, two-worker trials (~21 min)
 	$(BIN)/pytest -m slow
 
 test-ui: setup ## a real sweep in the MLflow UI, checked in headless Chromium (needs Debian's chromium)
 	@command -v chromium >/dev/null || { echo "ovat: error: test-ui drives Debian's Chromium: apt-get install -y chromium"; exit 2; }
 	OVAT_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -m ui
 
-test-race: setup ## a SEEDS=auto sweep run three times, once with its driver killed and resumed: its decisions, the same each time (~15 min)
+test-race: setup ## a SEEDS=auto sweep run three times, once with its driver killed and resumed: its decisions, the same each time (~27 min; by hand, not in CI)
 	$(BIN)/pytest -m race
 
 race-sim: setup ## the SEEDS=auto rule's error rates and cost on simulated sweeps (seconds; MIN_SEEDS, MAX_SEEDS)
 	@$(BIN)/python -m sweeps.judge.simulate $(if $(MIN_SEEDS),--min-seeds $(MIN_SEEDS)) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS))
 
-test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes and across hardware kinds (~8 min)
+test-cluster: setup ## a real 3-node Ray cluster on loopback: the probe across nodes and hardware kinds, a node lost under running trials (~15 min; by hand, not in CI)
 	$(BIN)/pytest -m cluster
 
-test-docker: setup ## the compose cluster for real: images, up, a sweep, authenticated HTTP, restart (~10 min)
+test-docker: setup ## the compose cluster for real: images, up, a sweep, authenticated HTTP, restart (~13 min, ~25 with a cold image build; by hand, not in CI)
 	$(BIN)/pytest -m docker
 
 lint: setup ## ruff check and format check

@@ -24,6 +24,7 @@ RES ?=
 PROTOCOL ?=
 SET ?=
 SWEEP ?= latest
+FORMAT ?= md
 # `latest` and `previous` of rank, diff and ui: any ablation's sweeps, unless ABLATION is given
 # on the command line or in the environment (its default names what `make sweep` runs).
 SCOPE = $(if $(filter command line environment,$(origin ABLATION)),--ablation $(ABLATION))
@@ -49,7 +50,7 @@ VERBOSE ?=
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: ABLATION=$(ABLATION) SEEDS=<n>|auto MIN_SEEDS= MAX_SEEDS= BUDGET=<trials>|<n>h GAP= FIRST_SEED= EPOCHS= PRESET= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP)"
+	@echo "  variables: ABLATION=$(ABLATION) SEEDS=<n>|auto MIN_SEEDS= MAX_SEEDS= BUDGET=<trials>|<n>h GAP= FIRST_SEED= EPOCHS= PRESET= DATASET= ROOT= RES= SET='key=value ...' SWEEP=$(SWEEP) FORMAT=$(FORMAT)"
 	@echo "             RUN=<run id or name> SPLITS=$(SPLITS) BOTTLENECK=$(BOTTLENECK) TRAIN='$(TRAIN)' STEPS=$(STEPS) SHOTS=$(SHOTS) REPEATS=3"
 
 setup: $(STAMP) ## create .venv and install ovat with its pinned dependencies
@@ -81,8 +82,8 @@ prepare: setup ## decode DATASET under ROOT once into Parquet shards at RES px, 
 	@$(OVAT) prepare $(or $(DATASET),sample) $(if $(ROOT),--root "$(ROOT)") $(if $(RES),--resolution $(RES)) \
 		$(if $(PROTOCOL),--protocol $(PROTOCOL))
 
-rank: setup ## rebuild the ranking of SWEEP (an id or latest; ABLATION=x: latest of x) from MLflow alone
-	@$(OVAT) rank $(SWEEP) $(SCOPE)
+rank: setup ## rebuild the ranking of SWEEP (an id or latest; ABLATION=x: latest of x) from MLflow alone (FORMAT=md|csv|latex|html)
+	@$(OVAT) rank $(SWEEP) $(SCOPE) --format $(FORMAT)
 
 diff: setup ## what changed between sweeps A (previous) and B (latest), value by value, and why
 	@$(OVAT) diff $(A) $(B) $(SCOPE)

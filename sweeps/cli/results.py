@@ -4,6 +4,7 @@ import argparse
 import os
 
 from sweeps.cli.common import Command, shown
+from sweeps.publish.exports import FORMATS, export
 from trainers import keys, tracking
 
 
@@ -12,6 +13,8 @@ def cmd_rank(args: argparse.Namespace) -> None:
 
     published = rebuild(args.sweep, args.ablation)
     print(published.markdown)
+    if args.format != "md":
+        print(f"ovat: wrote {shown(export(published, args.format))}")
     print(f"ovat: leaderboard: {published.leaderboard}")
 
 
@@ -44,6 +47,13 @@ def scope_option(command: argparse.ArgumentParser) -> None:
 
 def rank_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("sweep", nargs="?", default="latest", help="sweep id or 'latest'")
+    command.add_argument(
+        "--format",
+        default="md",
+        choices=list(FORMATS),
+        help="also write the table as ranking.csv, ranking.tex (booktabs) or a self-contained "
+        "ranking.html under results/<sweep id>/ (md: ranking.md only, always written)",
+    )
     scope_option(command)
 
 

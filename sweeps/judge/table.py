@@ -2,6 +2,8 @@
 description. Text only: where it is written is sweeps.publish's business."""
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sweeps.judge import stability
 from sweeps.judge.ranking import RankRow
@@ -15,7 +17,7 @@ def _signed(x: float) -> str:
     return "–" if math.isnan(x) else f"{x:+.4f}"
 
 
-def _versus(r: RankRow) -> str:
+def versus_text(r: RankRow) -> str:
     if r.verdict == "baseline" or math.isnan(r.diff_to_baseline):
         return "–"
     interval = (
@@ -67,37 +69,64 @@ LEGEND_RACE = (
 )
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column of the full table: its header, its alignment and its text for a row."""
+
+    name: str
+    right: bool  # numbers align right
+    cell: Callable[[RankRow], str]
+
+
+def full_columns(raced: bool) -> list[Column]:
+    """The full table's columns, the same in Markdown and in the HTML export."""
+    head = [
+        Column("rank", True, lambda r: str(r.rank)),
+        Column("value", False, lambda r: r.value),
+        Column("test loss", True, lambda r: loss_text(r.test_loss_mean)),
+        Column("± std", True, lambda r: loss_text(r.test_loss_std)),
+        Column("min", True, lambda r: loss_text(r.test_loss_min)),
+        Column("max", True, lambda r: loss_text(r.test_loss_max)),
+        Column("val loss", True, lambda r: loss_text(r.val_loss_mean)),
+        Column("n", True, _seeds),
+        Column(f"Δ vs baseline {'[CI]' if raced else '[95% CI]'}", False, versus_text),
+        Column("verdict", False, lambda r: r.verdict),
+        Column("P(best)", True, _p_best),
+        Column("rank range", False, _ranks),
+    ]
+    tail = [
+        Column("params total", True, lambda r: f"{r.params_total:,}"),
+        Column("params bottleneck", True, lambda r: f"{r.params_bottleneck:,}"),
+        Column("runs", False, lambda r: r.runs),
+        Column("notes", False, lambda r: r.notes),
+    ]
+    return head + ([Column("decision", False, _decision)] if raced else []) + tail
+
+
+def is_raced(ranking: list[RankRow]) -> bool:
+    return any(r.decision for r in ranking)
+
+
+def legend(ranking: list[RankRow]) -> str:
+    return LEGEND_RACE if is_raced(ranking) else LEGEND
+
+
 def to_markdown(ranking: list[RankRow], title: str, trust: str = "") -> str:
     """The table, its legend, and `trust` (ranking.trust_text) under it."""
-    raced = any(r.decision for r in ranking)
-    interval = "[CI]" if raced else "[95% CI]"
+    columns = full_columns(is_raced(ranking))
     head = (
-        f"| rank | value | test loss | ± std | min | max | val loss | n | Δ vs baseline {interval} "
-        "| verdict | P(best) | rank range |"
-        + (" decision |" if raced else "")
-        + " params total | params bottleneck | runs | notes |\n"
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|"
-        + ("---|" if raced else "")
-        + "---:|---:|---|---|"
+        "| " + " | ".join(c.name for c in columns) + " |\n"
+        "|" + "".join("---:|" if c.right else "---|" for c in columns)
     )
-    lines = [
-        f"| {r.rank} | {r.value} | {loss_text(r.test_loss_mean)} | {loss_text(r.test_loss_std)} | "
-        f"{loss_text(r.test_loss_min)} | {loss_text(r.test_loss_max)} | "
-        f"{loss_text(r.val_loss_mean)} | {_seeds(r)} | {_versus(r)} | {r.verdict} | "
-        f"{_p_best(r)} | {_ranks(r)} |"
-        + (f" {_decision(r)} |" if raced else "")
-        + f" {r.params_total:,} | {r.params_bottleneck:,} | {r.runs} | {r.notes} |"
-        for r in ranking
-    ]
-    legend = LEGEND_RACE if raced else LEGEND
+    lines = ["| " + " | ".join(c.cell(r) for c in columns) + " |" for r in ranking]
     return "\n".join(
-        [f"### {title}", "", head, *lines, "", legend, *([trust] if trust else []), ""]
+        [f"### {title}", "", head, *lines, "", legend(ranking), *([trust] if trust else []), ""]
     )
 
 
 def summary_markdown(ranking: list[RankRow], title: str) -> str:
     """The table narrow enough for a run's description in the MLflow UI: no run names."""
-    raced = any(r.decision for r in ranking)
+    raced = is_raced(ranking)
     head = (
         f"| rank | value | test loss | ± std | n | Δ vs baseline {'[CI]' if raced else '[95% CI]'} "
         "| verdict | P(best) | rank range |"
@@ -107,7 +136,7 @@ def summary_markdown(ranking: list[RankRow], title: str) -> str:
     )
     lines = [
         f"| {r.rank} | {r.value} | {loss_text(r.test_loss_mean)} | {loss_text(r.test_loss_std)} | "
-        f"{_seeds(r)} | {_versus(r)} | {r.verdict} | {_p_best(r)} | {_ranks(r)} |"
+        f"{_seeds(r)} | {versus_text(r)} | {r.verdict} | {_p_best(r)} | {_ranks(r)} |"
         + (f" {_decision(r)} |" if raced else "")
         + f" {r.params_total:,} | {r.notes} |"
         for r in ranking

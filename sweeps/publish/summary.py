@@ -59,6 +59,8 @@ class Published:
     paths: dict[str, Path]
     leaderboard: str = ""  # the MLflow UI's view of the sweep's trials, best first
     model: str = ""  # models:/ovat-<ablation>/<version>, the best trial's model (at sweep end)
+    title: str = ""  # the table's heading
+    trust: str = ""  # what the ranking can claim, under the table (ranking.trust_text)
 
 
 def publish(
@@ -95,7 +97,7 @@ def publish(
         (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
     experiment = parents[-1].info.experiment_id
     view = leaderboard.publish_view(sweep_ids[-1], tracking.experiment_name(experiment))
-    return Published(name, table, markdown, paths, view)
+    return Published(name, table, markdown, paths, view, title=title, trust=trust)
 
 
 def race_of(parents: list):

@@ -160,15 +160,16 @@ bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling 
 TEST_JOBS ?= auto
 # what make test leaves to the targets of its own below
 NOT_IN_TEST := not cluster and not ui and not docker and not race and not slow
+UNIT_TESTS = $(BIN)/pytest -n $(TEST_JOBS) -m "not integration and $(NOT_IN_TEST)"
 
 test: setup ## lint, unit tests on every core, then real sweeps on one shared Ray instance (TEST_JOBS=auto)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n $(TEST_JOBS) -m "not integration and $(NOT_IN_TEST)"
+	$(UNIT_TESTS)
 	$(BIN)/pytest -m "integration and $(NOT_IN_TEST)"
 
 test-unit: setup ## the fast, Ray-free tests only, on every core
-	$(BIN)/pytest -n $(TEST_JOBS) -m "not integration and $(NOT_IN_TEST)"
+	$(UNIT_TESTS)
 
 test-slow: setup ## integration tests of minutes each: killed workers and drivers, a tracking outage, streaming, two-worker trials (~21 min)
 	$(BIN)/pytest -m slow

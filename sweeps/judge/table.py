@@ -3,7 +3,7 @@ description. Text only: where it is written is sweeps.publish's business."""
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sweeps.judge import stability
 from sweeps.judge.ranking import RankRow
@@ -113,32 +113,42 @@ def legend(ranking: list[RankRow]) -> str:
 
 def to_markdown(ranking: list[RankRow], title: str, trust: str = "") -> str:
     """The table, its legend, and `trust` (ranking.trust_text) under it."""
-    columns = full_columns(is_raced(ranking))
-    head = (
-        "| " + " | ".join(c.name for c in columns) + " |\n"
-        "|" + "".join("---:|" if c.right else "---|" for c in columns)
-    )
-    lines = ["| " + " | ".join(c.cell(r) for c in columns) + " |" for r in ranking]
+    table = _markdown_table(full_columns(is_raced(ranking)), ranking)
     return "\n".join(
-        [f"### {title}", "", head, *lines, "", legend(ranking), *([trust] if trust else []), ""]
+        [f"### {title}", "", *table, "", legend(ranking), *([trust] if trust else []), ""]
     )
+
+
+def _markdown_table(columns: list[Column], ranking: list[RankRow]) -> list[str]:
+    """Header, alignment row and one line per value."""
+    return [
+        "| " + " | ".join(c.name for c in columns) + " |",
+        "|" + "".join("---:|" if c.right else "---|" for c in columns),
+        *("| " + " | ".join(c.cell(r) for c in columns) + " |" for r in ranking),
+    ]
+
+
+# the run description's columns, picked from the full table's (its "params total" as "params")
+SUMMARY_COLUMNS = (
+    "rank",
+    "value",
+    "test loss",
+    "± std",
+    "n",
+    "Δ vs baseline [CI]",
+    "Δ vs baseline [95% CI]",
+    "verdict",
+    "P(best)",
+    "rank range",
+    "decision",
+    "params",
+    "notes",
+)
 
 
 def summary_markdown(ranking: list[RankRow], title: str) -> str:
     """The table narrow enough for a run's description in the MLflow UI: no run names."""
-    raced = is_raced(ranking)
-    head = (
-        f"| rank | value | test loss | ± std | n | Δ vs baseline {'[CI]' if raced else '[95% CI]'} "
-        "| verdict | P(best) | rank range |"
-        + (" decision |" if raced else "")
-        + " params | notes |\n"
-        "|---:|---|---:|---:|---:|---|---|---:|---|" + ("---|" if raced else "") + "---:|---|"
-    )
-    lines = [
-        f"| {r.rank} | {r.value} | {loss_text(r.test_loss_mean)} | {loss_text(r.test_loss_std)} | "
-        f"{_seeds(r)} | {versus_text(r)} | {r.verdict} | {_p_best(r)} | {_ranks(r)} |"
-        + (f" {_decision(r)} |" if raced else "")
-        + f" {r.params_total:,} | {r.notes} |"
-        for r in ranking
-    ]
-    return "\n".join([f"**{title}**", "", head, *lines, ""])
+    columns = {c.name: c for c in full_columns(is_raced(ranking))}
+    columns["params"] = replace(columns["params total"], name="params")
+    narrow = [columns[name] for name in SUMMARY_COLUMNS if name in columns]
+    return "\n".join([f"**{title}**", "", *_markdown_table(narrow, ranking), ""])

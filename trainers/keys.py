@@ -30,7 +30,7 @@ IMAGES_PER_S = "train_images_per_s"
 RESTORED_CHECKPOINT = "restored_checkpoint_path"
 
 # Tags of sweep, trial and follow-up runs.
-ROLE = "ovat.role"  # sweep, trial, eval, transplant, finetune
+ROLE = "ovat.role"  # sweep, value, trial, eval, transplant, finetune
 SWEEP_ID = "ovat.sweep_id"
 TRIAL_KEY = "ovat.trial_key"  # value/s<seed>[/r<repeat>]: finds a trial's run on resume
 ABLATION = "ovat.ablation"
@@ -53,6 +53,9 @@ SOURCE_RUN = "ovat.source_run"  # a follow-up's or probe's source run id
 SOURCE_NAME = "ovat.source_name"
 TRAINABLE = "ovat.trainable"  # a fine-tune's trainable tensors
 BEST_VALUE = "ovat.best_value"  # a sweep's best-ranked value
+VERDICT = "ovat.verdict"  # a value run's verdict against the baseline (the ranking's column)
+DECISION = "ovat.decision"  # a value run's SEEDS=auto decision (empty for a fixed seed count)
+RANKED_OVER = "ovat.ranked_over"  # the sweep ids whose trials a value run's row pools
 BEST_MODEL = "ovat.best_model"  # models:/ovat-<ablation>/<version>: its best trial's model
 BEST_TRIAL = "ovat.best_trial"  # the run name of that trial
 GIT_DIRTY = "ovat.git_dirty"  # "true" when the checkout had uncommitted changes
@@ -66,5 +69,5 @@ PREDICTED_WALL_S = "ovat.predicted_wall_s"  # a sweep's cost as `make plan` esti
 PREDICTED_DEVICE_HOURS = "ovat.predicted_device_hours"
 WALL_S = "ovat.wall_s"  # and as it was: the sweep command's wall time, Ray's start included
 
-ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"
+ROLE_SWEEP, ROLE_VALUE, ROLE_TRIAL = "sweep", "value", "trial"
 PROBE_ABLATION = "probe"  # the ablation tag of a placement probe's sweep: never "latest"

@@ -13,9 +13,11 @@ def cmd_rank(args: argparse.Namespace) -> None:
 
     published = rebuild(args.sweep, args.ablation)
     print(published.markdown)
+    print(f"ovat: methods paragraph: {shown(published.paths['methods'])}")
     if args.format != "md":
         print(f"ovat: wrote {shown(export(published, args.format))}")
     print(f"ovat: leaderboard: {published.leaderboard}")
+    print(f"ovat: trials: {published.trials}")
 
 
 def cmd_diff(args: argparse.Namespace) -> None:
@@ -35,8 +37,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
         os.environ["OVAT_UI_PORT"] = args.port
     run = sweep_run(args.sweep, args.ablation)
     experiment = tracking.experiment_name(run.info.experiment_id)
-    link = leaderboard.publish_view(run.data.tags[keys.SWEEP_ID], experiment)
-    print(f"ovat: leaderboard: {link}")
+    sweep_id = run.data.tags[keys.SWEEP_ID]
+    if not tracking.sweep_runs(sweep_id, keys.ROLE_VALUE):  # ranked before value runs existed
+        print(
+            f"ovat: sweep {sweep_id} has no value rows yet: `make rank SWEEP={sweep_id}` writes them"
+        )
+    print(
+        f"ovat: leaderboard: {leaderboard.publish(leaderboard.values_view(sweep_id), experiment)}"
+    )
+    print(f"ovat: trials: {leaderboard.publish(leaderboard.trials_view(sweep_id), experiment)}")
 
 
 def scope_option(command: argparse.ArgumentParser) -> None:

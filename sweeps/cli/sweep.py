@@ -123,8 +123,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 def show_published(published, log: Path | None) -> None:
     print(published.markdown)
+    paths = published.paths
     print(
-        f"ovat: wrote {shown(published.paths['markdown'])} and {shown(published.paths['parquet'])}"
+        f"ovat: wrote {shown(paths['markdown'])}, {shown(paths['parquet'])} and the methods "
+        f"paragraph {shown(paths['methods'])}"
     )
     if log:
         print(f"ovat: library logs in {shown(log)}")
@@ -132,6 +134,7 @@ def show_published(published, log: Path | None) -> None:
 
     hint = "" if leaderboard.served() else " (make ui serves it)"
     print(f"ovat: leaderboard: {published.leaderboard}{hint}")
+    print(f"ovat: trials: {published.trials}")
     if published.model:
         print(f"ovat: best model: mlflow.pytorch.load_model({published.model!r})")
 

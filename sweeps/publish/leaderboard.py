@@ -1,4 +1,5 @@
-"""The MLflow UI as the sweep's leaderboard: a saved view of its trial runs, best first.
+"""The MLflow UI as the sweep's leaderboard: saved views of its value runs (the ranking, best
+first) and of its trial runs (one row per seed).
 
 MLflow 3.17's UI reads a shared view from the experiment tag `mlflow.sharedViewState.<key>`
 when the URL of the runs page carries `viewStateShareKey=<key>`: the search filter, the sort
@@ -9,12 +10,12 @@ so the URL carries the key alone. (Checked in Chromium against the installed UI.
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 
 from trainers import keys, tracking
 
 VIEW_TAG = "mlflow.sharedViewState."
-SORT_KEY = f"metrics.`{keys.TEST_LOSS}`"
-COLUMNS = (
+TRIAL_COLUMNS = (
     f"tags.`{keys.VALUE}`",
     f"tags.`{keys.SEED}`",
     f"metrics.`{keys.TEST_LOSS}`",
@@ -22,28 +23,64 @@ COLUMNS = (
     f"metrics.`{keys.PARAMS_TOTAL}`",
     f"metrics.`{keys.PARAMS_BOTTLENECK}`",
 )
+MEAN = "test_loss_mean"  # a value run's sort key (sweeps.publish.values logs it)
+# The UI orders metric columns by name and draws only those in view: no parameter counts here
+# (they are on each value run and in the trials view), so the mean and its interval stay in view.
+VALUE_COLUMNS = (
+    f"metrics.`{MEAN}`",
+    "metrics.`test_loss_std`",
+    "metrics.`diff_ci_low`",
+    "metrics.`diff_ci_high`",
+    "metrics.`n`",
+    "metrics.`p_best`",
+    "metrics.`rank`",
+    f"tags.`{keys.VERDICT}`",
+    f"tags.`{keys.DECISION}`",
+)
 DEFAULT_PORT = "5000"  # `make ui`'s
 WORKFLOW = "machine_learning"  # the UI's "Model training" mode
 
 
-def trials_filter(sweep_id: str) -> str:
-    """The sweep's trial runs only: no follow-ups, no probe reruns, no other sweep's trials."""
-    return f"tags.`{keys.SWEEP_ID}` = '{sweep_id}' and tags.`{keys.ROLE}` = '{keys.ROLE_TRIAL}'"
+@dataclass(frozen=True)
+class View:
+    """One saved runs-table view: which runs, sorted by which metric, with which columns."""
+
+    name: str  # unique per experiment: its share key is a hash of it
+    search: str
+    sort_metric: str
+    columns: tuple[str, ...]
+
+    def state(self) -> dict:
+        return {
+            "searchFilter": self.search,
+            "orderByKey": f"metrics.`{self.sort_metric}`",
+            "orderByAsc": True,
+            "selectedColumns": list(self.columns),
+            "runsHiddenMode": "SHOW_ALL",
+            "viewMaximized": False,
+        }
+
+    def key(self) -> str:
+        return hashlib.sha256(f"ovat-leaderboard/{self.name}".encode()).hexdigest()[:32]
 
 
-def view_state(sweep_id: str) -> dict:
-    return {
-        "searchFilter": trials_filter(sweep_id),
-        "orderByKey": SORT_KEY,
-        "orderByAsc": True,
-        "selectedColumns": list(COLUMNS),
-        "runsHiddenMode": "SHOW_ALL",
-        "viewMaximized": False,
-    }
+def runs_filter(sweep_id: str, role: str, value: str | None = None) -> str:
+    """The sweep's runs of one role (value or trial): no follow-ups, no probe reruns, no other
+    sweep's runs; with `value`, that value's alone."""
+    search = f"tags.`{keys.SWEEP_ID}` = '{sweep_id}' and tags.`{keys.ROLE}` = '{role}'"
+    return search + (f" and tags.`{keys.VALUE}` = '{value}'" if value is not None else "")
 
 
-def view_key(sweep_id: str) -> str:
-    return hashlib.sha256(f"ovat-leaderboard/{sweep_id}".encode()).hexdigest()[:32]
+def values_view(sweep_id: str) -> View:
+    """The ranking: one row per value, by mean test loss."""
+    return View(sweep_id, runs_filter(sweep_id, keys.ROLE_VALUE), MEAN, VALUE_COLUMNS)
+
+
+def trials_view(sweep_id: str, value: str | None = None) -> View:
+    """The seeds: one row per trial (of one value where given), by test loss."""
+    name = f"{sweep_id}/trials" + (f"/{value}" if value is not None else "")
+    search = runs_filter(sweep_id, keys.ROLE_TRIAL, value)
+    return View(name, search, keys.TEST_LOSS, TRIAL_COLUMNS)
 
 
 def ui_base() -> str:
@@ -62,11 +99,11 @@ def served() -> bool:
     return tracking.tracking_uri().startswith(("http://", "https://"))
 
 
-def publish_view(sweep_id: str, experiment: str) -> str:
-    """Save the sweep's leaderboard view on its experiment and return its URL."""
+def publish(view: View, experiment: str) -> str:
+    """Save a view on the experiment and return its URL."""
     experiment_id = tracking.experiment_id(experiment)
-    key = view_key(sweep_id)
-    tracking.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(view_state(sweep_id)))
+    key = view.key()
+    tracking.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(view.state()))
     return url(experiment_id, key)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from sweeps.errors import UnknownSweep
 from sweeps.judge import ranking
 from sweeps.judge.table import summary_markdown
-from sweeps.publish import leaderboard
+from sweeps.publish import leaderboard, methods, values
 from sweeps.publish.comparison import comparison
 from sweeps.publish.diff import pooled_differences
 from sweeps.publish.files import write
@@ -57,7 +57,8 @@ class Published:
     ranking: list[ranking.RankRow]
     markdown: str
     paths: dict[str, Path]
-    leaderboard: str = ""  # the MLflow UI's view of the sweep's trials, best first
+    leaderboard: str = ""  # the MLflow UI's view of the sweep's value runs, best first
+    trials: str = ""  # and of its trial runs, one row per seed
     model: str = ""  # models:/ovat-<ablation>/<version>, the best trial's model (at sweep end)
     title: str = ""  # the table's heading
     trust: str = ""  # what the ranking can claim, under the table (ranking.trust_text)
@@ -85,6 +86,9 @@ def publish(
     trust = "\n".join(filter(None, (ranking.trust_text(rows, table, rule), kinds)))
     paths = write(table, folder, title, followups_markdown(later), trust)
     paths["plot"] = strip_plot(table, rows, folder / "test_loss.png", title)
+    paths["methods"] = folder / methods.FILE
+    first = parents[0].data
+    paths["methods"].write_text(methods.paragraph(first.params, first.tags, rows, rule))
     picture = comparison(table, rows, folder / "reconstructions.png")
     if picture is not None:
         paths["reconstructions"] = picture
@@ -95,9 +99,11 @@ def publish(
         summarize(parent, table, summary_markdown(table, title))
     if ablation != keys.PROBE_ABLATION:  # `latest` is the newest sweep, never a probe
         (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
-    experiment = parents[-1].info.experiment_id
-    view = leaderboard.publish_view(sweep_ids[-1], tracking.experiment_name(experiment))
-    return Published(name, table, markdown, paths, view, title=title, trust=trust)
+    experiment = tracking.experiment_name(parents[-1].info.experiment_id)
+    values.publish(table, sweep_ids, parents, experiment)
+    board = leaderboard.publish(leaderboard.values_view(sweep_ids[-1]), experiment)
+    trials = leaderboard.publish(leaderboard.trials_view(sweep_ids[-1]), experiment)
+    return Published(name, table, markdown, paths, board, trials, title=title, trust=trust)
 
 
 def race_of(parents: list):

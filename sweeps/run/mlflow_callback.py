@@ -1,4 +1,5 @@
-"""A Tune callback that turns each trial into one MLflow run nested under the sweep's run.
+"""A Tune callback that turns each trial into one MLflow run, nested under its value's run
+(sweeps.publish.values), itself nested under the sweep's run.
 
 It runs in the sweep driver, the only process that writes to MLflow: trials never contend for
 the store, a resumed trial continues the run found by its trial key instead of opening a
@@ -15,6 +16,7 @@ import ray.tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from data.registry import identity
+from sweeps.publish import values
 from sweeps.run.outbox import Outbox, sweep_outbox
 from trainers import keys
 from trainers.paths import data_dir
@@ -62,6 +64,14 @@ def final_checkpoint(result: dict) -> str:
     return result.get("checkpoint_path") or result.get(keys.RESTORED_CHECKPOINT) or ""
 
 
+def test_loss(trial) -> float:
+    """A finished trial's test loss; NaN where it diverged or reported none."""
+    last = trial.last_result or {}
+    if last.get(keys.DIVERGED) or keys.TEST_LOSS not in last:
+        return float("nan")
+    return float(last[keys.TEST_LOSS])
+
+
 def tags_of(result: dict) -> dict[str, str]:
     return {k: v for k, v in result.items() if isinstance(v, str) and k.startswith(TAG_PREFIXES)}
 
@@ -82,6 +92,7 @@ class MlflowTrialLogger(ray.tune.Callback):
         self.folder = folder
         self.ended_by_watchdog = {} if ended_by_watchdog is None else ended_by_watchdog
         self.opened: set[str] = set()  # Tune trial ids whose run was queued for opening
+        self.values_opened: set[str] = set()  # values whose run was queued for opening
 
     @property
     def outbox(self) -> Outbox:
@@ -90,6 +101,26 @@ class MlflowTrialLogger(ray.tune.Callback):
     def key_tags(self, trial) -> dict[str, str]:
         return {keys.SWEEP_ID: self.sweep_id, keys.TRIAL_KEY: trial.config["trial"]}
 
+    def value_of(self, trial) -> str:
+        return self.plan.trial(trial.config["trial"]).value
+
+    def open_value(self, value: str) -> dict[str, str]:
+        """The value run's key tags, after queueing its creation (or lookup) once."""
+        key_tags = values.key_tags(self.sweep_id, value)
+        if value not in self.values_opened:
+            self.values_opened.add(value)
+            sweep = {keys.SWEEP_ID: self.sweep_id, keys.ABLATION: self.plan.name}
+            sweep |= {keys.VARY: self.plan.vary, keys.BASELINE: self.plan.baseline}
+            self.outbox.open_run(
+                key_tags,
+                experiment=self.plan.experiment,
+                name=values.run_name(value, self.plan.base.data.dataset),
+                tags={**values.value_tags(sweep, value), **self.plan.tags},
+                params={self.plan.vary: value},
+                parent_id=self.parent_run_id,
+            )
+        return key_tags
+
     def open(self, trial) -> dict[str, str]:
         """The trial's key tags, after queueing its run's creation (or lookup) once."""
         key_tags = self.key_tags(trial)
@@ -97,6 +128,7 @@ class MlflowTrialLogger(ray.tune.Callback):
             return key_tags
         self.opened.add(trial.trial_id)
         spec = self.plan.trial(trial.config["trial"])
+        value_run = self.open_value(spec.value)
         tags = {
             **key_tags,
             keys.ROLE: keys.ROLE_TRIAL,
@@ -119,7 +151,7 @@ class MlflowTrialLogger(ray.tune.Callback):
             name=name,
             tags=tags,
             params=spec.config.to_params(),
-            parent_id=self.parent_run_id,
+            parent_key=value_run,
         )
         self.outbox.write("dataset", key_tags, **identity(spec.config.data, data_dir()))
         return key_tags
@@ -155,6 +187,20 @@ class MlflowTrialLogger(ray.tune.Callback):
             self.open(trial),
             diverged=last.get(keys.DIVERGED) or "",
             checkpoint=final_checkpoint(last),
+        )
+        self.update_value(trial, trials)
+
+    def update_value(self, trial, trials) -> None:
+        """The value run's n, mean and std over its seeds that have ended so far."""
+        value = self.value_of(trial)
+        ended = [t for t in trials if t is not trial and t.status == "TERMINATED"] + [trial]
+        losses = [test_loss(t) for t in ended if self.value_of(t) == value]
+        self.outbox.write(
+            "metrics",
+            self.open_value(value),
+            metrics=values.running(losses),
+            step=0,
+            timestamp_ms=int(time.time() * 1000),  # a retried delivery is the same row
         )
 
     def reason(self, trial) -> str:

@@ -18,37 +18,21 @@ run a lost response had created.
 
 import json
 import os
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-import requests
-from mlflow.exceptions import MlflowException, RestException
+from mlflow.exceptions import MlflowException
 
+from sweeps.run.outages import is_outage, say
 from sweeps.run.trial_writes import WRITES
 from sweeps.run.waits import waits
-from trainers import keys, tracking
+from trainers import tracking
 
 OUTBOX_FILE = "outbox.jsonl"  # results/<sweep_id>/outbox.jsonl, present only while writes wait
 REJECTED_FILE = "outbox-rejected.jsonl"  # writes the store refused (a bug, not an outage)
 RETRY_EVERY_S = 10.0  # while the store is down: how often an event retries the queue
-TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
-NETWORK_ERRORS = (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
-
-
-def is_outage(error: Exception) -> bool:
-    """Could this write succeed later unchanged? Connection failures, timeouts and 5xx answers
-    can; a request the store answered and refused (4xx, a bad value) never will, and neither
-    will a local file that is missing or a full disk (OSErrors that are not the network)."""
-    if isinstance(error, RestException):
-        return (error.get_http_status_code() or 500) >= 500
-    if isinstance(error, MlflowException):
-        return error.error_code in TRANSIENT_CODES
-    return isinstance(error, NETWORK_ERRORS)
 
 
 @dataclass
@@ -56,7 +40,7 @@ class Outbox:
     folder: Path  # results/<sweep_id>
     background: bool = False  # a courier thread delivers; writers only queue
     pending: list[dict] = field(default_factory=list)
-    runs: dict[str, str] = field(default_factory=dict)  # trial key -> MLflow run id
+    runs: dict[str, str] = field(default_factory=dict)  # run_key(key tags) -> MLflow run id
     down_since: float | None = None
     next_try: float = 0.0
     loaded: bool = False
@@ -73,7 +57,9 @@ class Outbox:
         return self.folder / OUTBOX_FILE
 
     def open_run(self, key_tags: dict, params: dict, **run) -> None:
-        """Queue the creation (or, on resume, the lookup) of a trial's run, then its params."""
+        """Queue the creation (or, on resume, the lookup) of a run, then its params. `run`:
+        create_run's arguments, where `parent_key` (the key tags of a run opened before) may
+        stand for `parent_id`."""
         self.add("open", key_tags, **run)
         self.add("params", key_tags, params=params)
 
@@ -169,16 +155,23 @@ class Outbox:
 
     def deliver(self, entry: dict) -> None:
         fields = {k: v for k, v in entry.items() if k not in ("op", "key_tags")}
-        key = entry["key_tags"][keys.TRIAL_KEY]
         if entry["op"] == "open":
-            self.runs[key] = tracking.find_run(entry["key_tags"]) or tracking.create_run(**fields)
-            return
-        if key not in self.runs:  # a driver restarted since the run was opened
+            if "parent_key" in fields:  # nested under a run this queue opened before
+                fields["parent_id"] = self.run_id(fields.pop("parent_key"))
             found = tracking.find_run(entry["key_tags"])
+            self.runs[run_key(entry["key_tags"])] = found or tracking.create_run(**fields)
+            return
+        WRITES[entry["op"]](self.run_id(entry["key_tags"]), **fields)
+
+    def run_id(self, key_tags: dict) -> str:
+        """The run opened with these key tags: known, or found (a driver restarted since)."""
+        key = run_key(key_tags)
+        if key not in self.runs:
+            found = tracking.find_run(key_tags)
             if found is None:
-                raise LookupError(f"no MLflow run has the trial tags {entry['key_tags']}")
+                raise LookupError(f"no MLflow run has the tags {key_tags}")
             self.runs[key] = found
-        WRITES[entry["op"]](self.runs[key], **fields)
+        return self.runs[key]
 
     def went_down(self, error: Exception) -> None:
         self.next_try = time.monotonic() + RETRY_EVERY_S
@@ -247,6 +240,12 @@ class Outbox:
             time.sleep(poll_s)
 
 
+def run_key(key_tags: dict) -> str:
+    """A run's key in the queue: its key tags (a trial's sweep and trial key, a value run's
+    sweep and value), in one order."""
+    return json.dumps(sorted(key_tags.items()))
+
+
 SWEEP_OUTBOXES: dict[Path, Outbox] = {}
 
 
@@ -258,28 +257,6 @@ def sweep_outbox(folder: Path) -> Outbox:
     return SWEEP_OUTBOXES[folder]
 
 
-T = TypeVar("T")
-
-
-def through_outages(action: Callable[[], T], wait_s: float | None = None, poll_s=5.0) -> T:
-    """`action()`, again while it fails for an outage, up to OVAT_TRACKING_WAIT_S: the ranking
-    and the registry write MLflow themselves after the outbox drained (a server restarted
-    then once failed a sweep whose trials had all finished)."""
-    deadline = time.monotonic() + (waits().tracking_wait_s if wait_s is None else wait_s)
-    said = False
-    while True:
-        try:
-            return action()
-        except (MlflowException, OSError) as error:
-            if not is_outage(error) or time.monotonic() >= deadline:
-                raise
-            if not said:
-                reason = str(error).splitlines()[0][:200]
-                say(f"tracking store {tracking.tracking_uri()} unreachable ({reason}); waiting")
-                said = True
-            time.sleep(poll_s)
-
-
 def read_entries(path: Path) -> list[dict]:
     """The saved queue; a last line cut short by a kill mid-append is named and dropped."""
     entries = []
@@ -289,7 +266,3 @@ def read_entries(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             say(f"{path}:{number}: dropped a write cut short by a kill: {line[:80]!r}")
     return entries
-
-
-def say(text: str) -> None:
-    print(f"ovat: {text}", file=sys.stderr, flush=True)

@@ -16,12 +16,14 @@ import ray.tune
 
 from sweeps.define.plan import SweepPlan, new_sweep_id
 from sweeps.errors import ResumeError, SweepInterrupted
+from sweeps.publish import values
 from sweeps.publish.registry import register_best
 from sweeps.publish.summary import Published, publish
 from sweeps.run.cluster import check_object_store, concurrency, ensure_ray, smallest_object_store
 from sweeps.run.inputs import plan_streams, trial_inputs
 from sweeps.run.mlflow_callback import MlflowTrialLogger
-from sweeps.run.outbox import sweep_outbox, through_outages
+from sweeps.run.outages import through_outages
+from sweeps.run.outbox import sweep_outbox
 from sweeps.run.progress import TrialProgress
 from sweeps.run.racer import SeedRacer
 from sweeps.run.signals import stop_signals_as_interrupt
@@ -63,9 +65,10 @@ def tune_storage() -> Path:
 
 
 @contextlib.contextmanager
-def sweep_run_ends(parent: str):
+def sweep_run_ends(parent: str, sweep_id: str):
     """The sweep's MLflow run never stays RUNNING: an error between its start and the ranking
-    ends it FAILED with the reason as a tag (Ctrl-C outside Tune's loop: KILLED)."""
+    ends it FAILED with the reason as a tag (Ctrl-C outside Tune's loop: KILLED), and its value
+    runs with it."""
     try:
         yield
     except SweepInterrupted:
@@ -76,6 +79,7 @@ def sweep_run_ends(parent: str):
         with contextlib.suppress(Exception):  # the store itself may be what failed
             tracking.set_tags(parent, {keys.STATUS: "failed", keys.ERROR: reason[:5000]})
             tracking.end_run(parent, status="KILLED" if interrupted else "FAILED")
+            values.end_open(sweep_id, status="KILLED" if interrupted else "FAILED")
         raise
 
 
@@ -101,7 +105,7 @@ def run_plan(plan: SweepPlan, verbose: int = 0, sweep_id: str = "") -> Published
     if plan.rule:
         sweep_tags[keys.SEED_RULE] = json.dumps(dataclasses.asdict(plan.rule))
     parent = tracking.start_run(plan.experiment, sweep_id, sweep_tags, plan.base.to_params())
-    with sweep_run_ends(parent):
+    with sweep_run_ends(parent, sweep_id):
         record_provenance(parent)
         tuner = make_tuner(plan, sweep_id, parent, at_once, verbose, streams)
         return run_tuner(tuner, plan, sweep_id, parent)
@@ -188,7 +192,7 @@ def resume_sweep(sweep_id: str, verbose: int = 0) -> Published:
     check_object_store([t.config.data for t in plan.trials], streams=streams)
     resumed = int(parent.data.tags.get(keys.RESUMED, 0)) + 1
     tracking.set_tags(parent.info.run_id, {keys.RESUMED: resumed, keys.STATUS: "running"})
-    with sweep_run_ends(parent.info.run_id):
+    with sweep_run_ends(parent.info.run_id, sweep_id):
         tuner = ray.tune.Tuner.restore(
             str(path),
             trainable=trainable(trial_inputs(plan.trials, streams), str(path), done),
@@ -223,6 +227,7 @@ def run_tuner(tuner, plan: SweepPlan, sweep_id: str, parent: str) -> Published:
         outbox.flush(force=True)  # best effort: what still waits is on disk for the resume
         tracking.set_tags(parent, {keys.STATUS: "interrupted"})
         tracking.end_run(parent, status="KILLED")
+        values.end_open(sweep_id, status="KILLED")
         raise SweepInterrupted(
             f"sweep {sweep_id} interrupted with {ended} of {'at most ' if plan.rule else ''}"
             f"{len(plan.trials)} trials ended; "

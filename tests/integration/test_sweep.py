@@ -23,11 +23,37 @@ def test_ranking_has_both_values_with_two_seeds(pair_sweep):
     assert [r["value"] for r in table] == [row.value for row in report.ranking]
 
 
-def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
+def test_trials_are_nested_under_their_values_run_under_one_sweep_run(pair_sweep):
     report, client, runs, _ = pair_sweep
     parents = [r for r in runs if r.data.tags.get("ovat.role") == "sweep"]
+    value_runs = {
+        r.data.tags["ovat.value"]: r for r in runs if r.data.tags.get("ovat.role") == "value"
+    }
     trials = [r for r in runs if r.data.tags.get("ovat.role") == "trial"]
-    assert len(parents) == 1 and len(trials) == 4
+    assert len(parents) == 1 and sorted(value_runs) == ["ffn", "vq"]
+    for run in trials:  # each seed under its value's run, each value's run under the sweep's
+        value_run = value_runs[run.data.tags["ovat.value"]]
+        assert run.data.tags["mlflow.parentRunId"] == value_run.info.run_id
+    for row in report.ranking:  # the value run is the ranking's row, finished with the sweep
+        value_run = value_runs[row.value]
+        assert value_run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert value_run.info.status == "FINISHED"
+        assert value_run.info.run_name == f"{row.value}-sample"
+        assert value_run.data.params == {"model.bottleneck": row.value}
+        metrics = value_run.data.metrics
+        assert metrics["test_loss_mean"] == pytest.approx(row.test_loss_mean, rel=1e-12)
+        assert metrics["test_loss_std"] == pytest.approx(row.test_loss_std, rel=1e-12)
+        assert (metrics["n"], metrics["rank"]) == (row.n, row.rank) == (2, row.rank)
+        low = metrics.get("diff_ci_low", float("nan"))  # NaN is not logged: an empty cell
+        assert low == pytest.approx(row.diff_ci_low, rel=1e-12, nan_ok=True)
+        assert value_run.data.tags["ovat.verdict"] == row.verdict
+        assert value_run.data.tags["ovat.ranked_over"] == report.sweep_id
+        assert "one run per seed" in value_run.data.tags["mlflow.note.content"]
+        # the mean as seeds finished, then the ranking's row: each written once per event
+        history = client.get_metric_history(value_run.info.run_id, "n")
+        assert [int(m.value) for m in sorted(history, key=lambda m: m.timestamp)][-1] == 2
+        assert {int(m.value) for m in history} <= {1, 2}
+    assert len(trials) == 4
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
@@ -40,7 +66,6 @@ def test_trials_are_nested_under_one_sweep_run_with_all_metrics(pair_sweep):
     assert parent.data.tags["ovat.command"]  # what started it
     for run in trials:
         tags = run.data.tags
-        assert tags["mlflow.parentRunId"] == parent.info.run_id
         assert tags["ovat.sweep_id"] == report.sweep_id and tags["ovat.vary"] == "model.bottleneck"
         assert run.info.run_name == f"{tags['ovat.value']}-sample-s{tags['ovat.seed']}"
         assert run.data.params["model.bottleneck"] == tags["ovat.value"]

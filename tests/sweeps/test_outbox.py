@@ -105,6 +105,32 @@ def test_redelivery_after_a_lost_response_duplicates_nothing(outage, tmp_path):
     assert len(client.get_metric_history(run.info.run_id, "train_loss_step")) == 6
 
 
+def test_a_trial_nests_under_a_run_the_queue_opened_before_even_after_a_restart(outage, tmp_path):
+    folder = tmp_path / "results" / "s1"
+    value_tags = {"ovat.sweep_id": "s1", "ovat.role": "value", "ovat.value": "vq"}
+    down = Outbox(folder)
+    down.open_run(value_tags, experiment="e", name="vq-sample", tags=value_tags, params={})
+    queue_trial_under(down, value_tags)
+    client = outage()
+    Outbox(folder).drain(wait_s=0)  # a new driver: it knows neither run id
+    [value_run] = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`ovat.role` = 'value'"
+    )
+    assert trial_run(client).data.tags["mlflow.parentRunId"] == value_run.info.run_id
+    assert "mlflow.parentRunId" not in value_run.data.tags  # no parent asked for: none
+
+    later = Outbox(tmp_path / "results" / "s1-later")  # knows only the tags, as on resume
+    later.write("metrics", value_tags, metrics={"n": 1.0}, step=0, timestamp_ms=5)
+    assert client.get_run(value_run.info.run_id).data.metrics == {"n": 1.0}
+
+
+def queue_trial_under(outbox: Outbox, parent_key: dict) -> None:
+    tags = {**KEY_TAGS, "ovat.role": "trial"}
+    outbox.open_run(
+        KEY_TAGS, experiment="e", name="vq-s0", tags=tags, params={}, parent_key=parent_key
+    )
+
+
 def test_a_refused_write_is_set_aside_and_the_rest_still_arrive(outage, tmp_path):
     client = outage()
     folder = tmp_path / "results" / "s1"
@@ -276,7 +302,7 @@ def test_the_courier_delivers_while_the_writer_goes_on(tmp_path, monkeypatch):
 def test_the_end_of_a_sweep_waits_through_an_outage_but_not_through_a_refusal():
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-    from sweeps.run.outbox import through_outages
+    from sweeps.run.outages import through_outages
 
     calls = []
 

@@ -37,7 +37,12 @@ def test_rank_merges_two_sweeps_that_share_a_base(workspace):
     assert "| 1 | ffn | 0.0105 | 0.0005 | 0.0100 | 0.0110 | 0.0115 | 3 |" in text
     assert "| better |" in text
     folder = workspace / "results" / "pair-a+pair-b"
-    assert {p.name for p in folder.iterdir()} == {"ranking.md", "ranking.parquet", "test_loss.png"}
+    assert {p.name for p in folder.iterdir()} == {
+        "ranking.md",
+        "ranking.parquet",
+        "test_loss.png",
+        "methods.md",
+    }
     assert (folder / "test_loss.png").read_bytes()[:4] == b"\x89PNG"
     assert rebuild("latest").markdown.startswith("### pair-b: ")  # the newest sweep run
     assert "seed 0 pooled more than once" in text  # b reran seed 0: its noise is not new seeds
@@ -120,30 +125,114 @@ def test_the_leaderboard_link_uses_the_address_a_person_opens(workspace, monkeyp
     assert not leaderboard.served() and leaderboard.ui_base() == "http://127.0.0.1:5123"
 
 
-def test_the_leaderboard_is_a_saved_view_of_the_sweeps_trials_best_first(workspace, monkeypatch):
+def saved_view(experiment, link: str) -> dict:
+    """The view a printed link opens: the experiment tag its share key names."""
     import json
 
-    from sweeps.publish import leaderboard
+    key = link.split("viewStateShareKey=")[1]
+    return json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
 
+
+def test_the_leaderboard_is_a_saved_view_of_the_sweeps_values_best_first(workspace, monkeypatch):
     monkeypatch.setenv("OVAT_UI_PORT", "5123")
-    fake_sweep("pair-a", {"vq": [0.02]})
-    link = rebuild("pair-a").leaderboard
+    fake_sweep("pair-a", {"vq": [0.02, 0.03], "ffn": [0.01, 0.012]})
+    published = rebuild("pair-a")
     experiment = tracking.client().get_experiment_by_name("ovat-pair")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    key = leaderboard.view_key("pair-a")
-    assert link == (
-        f"http://127.0.0.1:5123/#/experiments/{experiment.experiment_id}/runs"
-        f"?workflowType=machine_learning&viewStateShareKey={key}"
+    prefix = f"http://127.0.0.1:5123/#/experiments/{experiment.experiment_id}/runs"
+    assert published.leaderboard.startswith(f"{prefix}?workflowType=machine_learning&")
+    board = saved_view(experiment, published.leaderboard)
+    assert board["searchFilter"] == "tags.`ovat.sweep_id` = 'pair-a' and tags.`ovat.role` = 'value'"
+    assert (board["orderByKey"], board["orderByAsc"]) == ("metrics.`test_loss_mean`", True)
+    for column in ("test_loss_mean", "test_loss_std", "diff_ci_low", "diff_ci_high", "p_best"):
+        assert f"metrics.`{column}`" in board["selectedColumns"]
+    runs = tracking.client().search_runs(
+        [experiment.experiment_id], board["searchFilter"], order_by=["metrics.test_loss_mean ASC"]
     )
-    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
-    assert view["searchFilter"] == "tags.`ovat.sweep_id` = 'pair-a' and tags.`ovat.role` = 'trial'"
-    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`test_loss`", True)
+    assert [r.data.tags["ovat.value"] for r in runs] == [row.value for row in published.ranking]
+
+    trials = saved_view(experiment, published.trials)  # one row per seed, still reachable
     assert (
-        "metrics.`test_loss`" in view["selectedColumns"]
-        and "tags.`ovat.value`" in view["selectedColumns"]
+        trials["searchFilter"] == "tags.`ovat.sweep_id` = 'pair-a' and tags.`ovat.role` = 'trial'"
     )
-    runs = tracking.client().search_runs([experiment.experiment_id], view["searchFilter"])
-    assert {r.data.tags["ovat.role"] for r in runs} == {"trial"} and len(runs) == 1
+    assert trials["orderByKey"] == "metrics.`test_loss`"
+    runs = tracking.client().search_runs([experiment.experiment_id], trials["searchFilter"])
+    assert {r.data.tags["ovat.role"] for r in runs} == {"trial"} and len(runs) == 4
+
+
+def value_runs(sweep_id: str) -> dict:
+    return {r.data.tags["ovat.value"]: r for r in tracking.sweep_runs(sweep_id, "value")}
+
+
+def test_every_value_has_one_run_carrying_its_ranking_row(workspace):
+    import math
+
+    fake_sweep("pair-a", {"vq": [0.020, 0.021, 0.026], "ffn": [0.010], "amvq": [0.03, 0.05]})
+    published = rebuild("pair-a")
+    runs = value_runs("pair-a")
+    [parent] = tracking.sweep_runs("pair-a", "sweep")
+    assert sorted(runs) == ["amvq", "ffn", "vq"]
+    for row in published.ranking:
+        run = runs[row.value]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status == "FINISHED"
+        for name in ("rank", "test_loss_mean", "test_loss_std", "n", "diff_to_baseline",
+                     "diff_ci_low", "diff_ci_high", "p_best", "val_loss_mean"):  # fmt: skip
+            number = getattr(row, name)
+            if math.isnan(number):  # a single seed's spread: no cell rather than "NaN"
+                assert name not in run.data.metrics, (row.value, name)
+            else:
+                assert run.data.metrics[name] == pytest.approx(number, rel=1e-12), name
+        assert run.data.tags["ovat.verdict"] == row.verdict
+        assert f"over {row.n} seeds" in run.data.tags["mlflow.note.content"]
+    assert "test_loss_std" not in runs["ffn"].data.metrics  # one seed
+    assert runs["vq"].data.tags["ovat.verdict"] == "baseline"
+
+
+def test_ranking_again_and_pooling_update_the_value_runs_never_duplicate_them(workspace):
+    fake_sweep("pair-a", {"vq": [0.020, 0.021], "ffn": [0.010, 0.011]}, {"train.lr": 3e-4})
+    fake_sweep("pair-b", {"vq": [0.0205], "ffn": [0.0105]}, {"train.lr": 3e-4})
+    rebuild("pair-a")
+    first = {v: r.info.run_id for v, r in value_runs("pair-a").items()}
+    pooled = rebuild("pair-a,pair-b")
+    for sweep_id in ("pair-a", "pair-b"):  # each sweep's rows say they are the pooled ones
+        runs = value_runs(sweep_id)
+        assert sorted(runs) == ["ffn", "vq"]  # one run per value, in each sweep
+        for row in pooled.ranking:
+            assert runs[row.value].data.metrics["n"] == 3
+            assert runs[row.value].data.metrics["test_loss_mean"] == pytest.approx(
+                row.test_loss_mean, rel=1e-12
+            )
+            assert runs[row.value].data.tags["ovat.ranked_over"] == "pair-a+pair-b"
+    assert {v: r.info.run_id for v, r in value_runs("pair-a").items()} == first
+    rebuild("pair-a")  # alone again: its own seeds, newest write wins
+    runs = value_runs("pair-a")
+    assert runs["ffn"].data.metrics["n"] == 2
+    assert runs["ffn"].data.metrics["test_loss_mean"] == pytest.approx(0.0105)
+    assert runs["ffn"].data.tags["ovat.ranked_over"] == "pair-a"
+
+
+def test_while_seeds_finish_a_value_run_holds_their_count_mean_and_sample_std():
+    import statistics
+
+    from sweeps.publish import values
+
+    assert values.running([]) == {"n": 0}
+    assert values.running([float("nan")]) == {"n": 0}  # a diverged seed has no loss
+    assert values.running([0.02]) == {"n": 1, "test_loss_mean": 0.02}  # no std from one seed
+    numbers = values.running([0.02, float("nan"), 0.03, 0.025])
+    assert numbers["n"] == 3 and numbers["test_loss_mean"] == pytest.approx(0.025)
+    assert numbers["test_loss_std"] == pytest.approx(statistics.stdev([0.02, 0.03, 0.025]))
+
+
+def test_a_stopped_sweep_ends_its_open_value_runs_with_it(workspace):
+    from sweeps.publish import values
+
+    fake_sweep("pair-a", {"vq": [0.02]})
+    tags = {"ovat.sweep_id": "pair-a", "ovat.ablation": "pair"}
+    run_id = tracking.create_run("ovat-pair", "ffn-sample", values.value_tags(tags, "ffn"))
+    values.end_open("pair-a", status="KILLED")
+    assert tracking.run_status(run_id) == "KILLED"
 
 
 def test_the_sweep_gets_one_picture_of_every_value_in_ranking_order(workspace, tmp_path):

@@ -3,6 +3,7 @@
 is not reachable from these machines). With OVAT_SCREENSHOTS=<folder> the test also saves the
 leaderboard and the sweep run's page there (`make test-ui` writes the README's pictures)."""
 
+import math
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ SETTLE_MS = 1000  # after the awaited element shows: the rest of the page's fetc
 
 @pytest.fixture(scope="module")
 def sweep_in_the_ui(ray_session, tmp_path_factory):
-    """A 3-value sweep of the tiny model, then `mlflow ui` serving its store."""
+    """A 3-value, 2-seed sweep of the tiny model, then `mlflow ui` serving its store."""
     from sweeps.run.tuner import run_plan
 
     folder = tmp_path_factory.mktemp("ui")
@@ -40,7 +41,7 @@ def sweep_in_the_ui(ray_session, tmp_path_factory):
         patch.chdir(folder)
         raw = {"vary": {"model.bottleneck": ["vq", "ffn", "identity"]}, "baseline": "vq"}
         overrides = {"train.epochs": 2, "resources.cpus_per_worker": 0.5}
-        published = run_plan(tiny_plan("ui", raw, overrides))
+        published = run_plan(tiny_plan("ui", raw, overrides, seeds=2))
         ui = subprocess.Popen(
             [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", uri]
             + ["--host", "127.0.0.1", "--port", str(port)],
@@ -150,26 +151,75 @@ def test_the_experiment_opens_on_its_runs_not_the_genai_overview(sweep_in_the_ui
     assert published.sweep_id in text  # the sweep's run is listed
 
 
-def test_the_printed_leaderboard_lists_the_sweeps_trials_best_first(sweep_in_the_ui, chromium):
+def number(cell: str) -> float:
+    """A metric cell as the browser shows it; "-" is a number never logged (NaN)."""
+    return math.nan if cell.strip() == "-" else float(cell)
+
+
+def test_the_printed_leaderboard_is_the_ranking_one_row_per_value(sweep_in_the_ui, chromium):
+    import pyarrow.parquet as pq
+
+    published, _, _ = sweep_in_the_ui
+    table = pq.read_table(published.paths["parquet"]).to_pylist()  # in ranking order
+    page = open_page(chromium, published.leaderboard, SHOWS_ROWS, len(table))
+    tidy(page)  # the assistant's panel closed: every column of the view in a 1600 px window
+    rows = list(grid(page).values())
+    names = [row["attributes.`Run Name`"].splitlines()[-1] for row in rows]
+    assert names == [f"{r['value']}-sample" for r in table]  # ranking order, one row each
+    for row, ranked in zip(rows, table, strict=True):
+        for column in ("test_loss_mean", "test_loss_std", "diff_ci_low", "diff_ci_high", "p_best"):
+            shown = number(row[f"metrics.`{column}`"])
+            assert shown == pytest.approx(ranked[column], rel=1e-12, nan_ok=True), column
+        assert int(row["metrics.`n`"]) == ranked["n"] == 2
+        assert int(row["metrics.`rank`"]) == ranked["rank"]
+        assert row["tags.`ovat.verdict`"] == ranked["verdict"]
+    assert any(r["verdict"] != "baseline" and not math.isnan(r["diff_ci_low"]) for r in table)
+    screenshot(page, "leaderboard.png")
+
+
+def test_the_printed_trials_link_lists_every_seed_best_first(sweep_in_the_ui, chromium):
     published, client, _ = sweep_in_the_ui
     trials = client.search_runs(
         [client.get_experiment_by_name("ovat-ui").experiment_id],
         f"tags.`ovat.sweep_id` = '{published.sweep_id}' and tags.`ovat.role` = 'trial'",
     )
-    page = open_page(chromium, published.leaderboard, SHOWS_ROWS, len(trials))
+    page = open_page(chromium, published.trials, SHOWS_ROWS, len(trials))
     rows = list(grid(page).values())
     by_name = {run.info.run_name: run for run in trials}
     shown = [row["attributes.`Run Name`"].splitlines()[-1] for row in rows]
-    assert sorted(shown) == sorted(by_name)  # exactly the sweep's trials: no sweep run
-    assert [by_name[name].data.tags["ovat.value"] for name in shown] == [
-        row.value for row in published.ranking
-    ]  # in ranking order, best first
+    assert sorted(shown) == sorted(by_name)  # exactly the sweep's trials: no sweep or value run
+    losses = [by_name[name].data.metrics["test_loss"] for name in shown]
+    assert losses == sorted(losses)  # best first
     for name, row in zip(shown, rows, strict=True):
         logged = by_name[name].data.metrics["test_loss"]
         assert float(row["metrics.`test_loss`"]) == pytest.approx(logged, rel=1e-12)
         assert row["tags.`ovat.value`"] == by_name[name].data.tags["ovat.value"]
         assert int(row["metrics.`params_total`"]) == int(by_name[name].data.metrics["params_total"])
-    screenshot(page, "leaderboard.png")
+
+
+def test_a_value_rows_page_links_to_its_seeds_one_click_below(sweep_in_the_ui, chromium):
+    from sweeps.publish import leaderboard
+
+    published, client, _ = sweep_in_the_ui
+    best = published.ranking[0].value
+    [value_run] = client.search_runs(
+        [client.get_experiment_by_name("ovat-ui").experiment_id],
+        f"tags.`ovat.sweep_id` = '{published.sweep_id}' and tags.`ovat.role` = 'value' "
+        f"and tags.`ovat.value` = '{best}'",
+    )
+    url = (
+        f"{leaderboard.ui_base()}/#/experiments/{value_run.info.experiment_id}"
+        f"/runs/{value_run.info.run_id}?workflowType=machine_learning"
+    )
+    page = open_page(chromium, url, SHOWS_TEXT, "one run per seed")
+    with page.context.expect_page() as opened:  # the description's links open a new tab
+        page.get_by_text("Its trials, one run per seed").first.click()
+    trials = opened.value
+    trials.wait_for_function(SHOWS_ROWS, arg=2, timeout=READY_MS)
+    trials.wait_for_timeout(SETTLE_MS)
+    rows = list(grid(trials).values())
+    names = sorted(row["attributes.`Run Name`"].splitlines()[-1] for row in rows)
+    assert names == [f"{best}-sample-s0", f"{best}-sample-s1"]
 
 
 def test_the_sweeps_run_page_shows_the_ranking(sweep_in_the_ui, chromium):

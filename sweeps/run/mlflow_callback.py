@@ -93,6 +93,7 @@ class MlflowTrialLogger(ray.tune.Callback):
         self.ended_by_watchdog = {} if ended_by_watchdog is None else ended_by_watchdog
         self.opened: set[str] = set()  # Tune trial ids whose run was queued for opening
         self.values_opened: set[str] = set()  # values whose run was queued for opening
+        self.value_by_key = {t.key: t.value for t in plan.trials}  # O(1) per trial
 
     @property
     def outbox(self) -> Outbox:
@@ -102,7 +103,7 @@ class MlflowTrialLogger(ray.tune.Callback):
         return {keys.SWEEP_ID: self.sweep_id, keys.TRIAL_KEY: trial.config["trial"]}
 
     def value_of(self, trial) -> str:
-        return self.plan.trial(trial.config["trial"]).value
+        return self.value_by_key[trial.config["trial"]]
 
     def open_value(self, value: str) -> dict[str, str]:
         """The value run's key tags, after queueing its creation (or lookup) once."""

@@ -105,9 +105,20 @@ def run(command: str, pictures: list[str]) -> str:
             sys.exit(f"docs: {command} failed ({done.returncode}):\n{done.stderr[-3000:]}")
         results = Path(scratch) / "results"
         for name in pictures:
-            latest = (results / "latest").read_text().strip()
-            shutil.copy(results / latest / name, ROOT / "docs" / name)
+            shutil.copy(written(results, name), ROOT / "docs" / name)
         return done.stdout
+
+
+def written(results: Path, name: str) -> Path:
+    """The picture NAME a command wrote: in its newest sweep's folder (results/latest names it),
+    else in the one folder that holds it (a benchmark's, which is no sweep)."""
+    latest = results / "latest"
+    if latest.is_file():
+        return results / latest.read_text().strip() / name
+    found = sorted(results.glob(f"*/{name}"))
+    if len(found) != 1:
+        sys.exit(f"docs: expected one {name} under {results}, found {len(found)}")
+    return found[0]
 
 
 def machine_line() -> str:

@@ -40,6 +40,10 @@ def paragraph(
     return " ".join(sentences) + "\n"
 
 
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def listed(items: list[str]) -> str:
     return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
@@ -60,19 +64,22 @@ def seeds(cfg: ExperimentConfig, rows: list[TrialRow], rule: Rule | None) -> str
     for row in rows:
         per_value[row.value].add(row.seed)
     counts = sorted({len(s) for s in per_value.values()})
-    count = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    count = counted(counts[-1], "seed")
+    if len(counts) > 1:
+        count = f"{counts[0]} to {count}"
     how = (
         f"raced, {rule.min_seeds} to {rule.max_seeds} per value as below"
         if rule
         else "a fixed number per value"
     )
+    numbers_text = listed([str(s) for s in numbers])
     return (
-        f"Each value was trained with {count} seeds ({how}; seeds "
-        f"{listed([str(s) for s in numbers])}). A seed (train.seed) sets the model's "
-        "initialisation, the order of the training batches and the training masks; the data "
-        f"split (data.split_seed = {cfg.data.split_seed}) and the evaluation "
-        f"masks (data.eval_mask_seed = {cfg.data.eval_mask_seed}, fixed per "
-        "image) were the same for every value and seed."
+        f"Each value was trained with {count} ({how}; "
+        f"{'seed' if len(numbers) == 1 else 'seeds'} {numbers_text}). A seed (train.seed) sets "
+        "the model's initialisation, the order of the training batches and the training masks; "
+        f"the data split (data.split_seed = {cfg.data.split_seed}) and the evaluation masks "
+        f"(data.eval_mask_seed = {cfg.data.eval_mask_seed}, fixed per image) were the same for "
+        "every value and seed."
     )
 
 
@@ -83,7 +90,7 @@ def training(cfg: ExperimentConfig) -> str:
     return (
         f"Each trial trained for {train.epochs} epochs with AdamW (learning rate {train.lr:g}, "
         f"weight decay {train.weight_decay:g}, batch size {train.batch_size} per worker, "
-        f"{resources.workers} worker(s) on {device}, {'bf16 autocast' if bf16 else 'fp32'}); the model "
+        f"{counted(resources.workers, 'worker')} on {device}, {'bf16 autocast' if bf16 else 'fp32'}); the model "
         f"had a {model.embed_dim}-wide bottleneck, a codebook (or FFN hidden width) of "
         f"{model.codebook_size} and {model.res_blocks} residual blocks ({model.residual} form)."
     )
@@ -91,9 +98,10 @@ def training(cfg: ExperimentConfig) -> str:
 
 def data(cfg: DataConfig) -> str:
     limit = f"a seeded subset of {cfg.limit} images per split" if cfg.limit else "every image"
+    how = "" if cfg.dataset == "sample" else f" ({cfg.resize})"  # sample is cut, not resized
     return (
-        f"Data: {cfg.dataset} at {cfg.resolution} x {cfg.resolution} px ({cfg.resize}), "
-        f"{limit}; split: {split_text(cfg)}."
+        f"Data: {cfg.dataset} at {cfg.resolution} x {cfg.resolution} px{how}, {limit}; "
+        f"split: {split_text(cfg)}."
     )
 
 

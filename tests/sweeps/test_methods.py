@@ -68,8 +68,8 @@ def test_the_paragraph_names_every_setting_the_sweep_used():
     expected = [
         "model.bottleneck", "vq and ffn" if "vq and ffn" in text else "ffn and vq",
         "baseline vq", "2 seeds", "seeds 3 and 4", "7 epochs", "learning rate 0.00071",
-        "weight decay 0.013", "batch size 48 per worker", "3 worker(s) on CPU", "fp32",
-        "imagenette at 48 x 48 px", "subset of 123 images", "data.split_seed = 5",
+        "weight decay 0.013", "batch size 48 per worker", "3 workers on CPU", "fp32",
+        "imagenette at 48 x 48 px (crop)", "subset of 123 images", "data.split_seed = 5",
         "data.eval_mask_seed = 11", "40% of its 12 px patches", "72-wide", "of 640",
         "3 residual blocks (preact form)", "train cut 80%/20% into train/val (seed 5)",
         "commit 0123456789ab", "torch 2.14.1", "Ray 2.60.0", "MLflow 3.17.0",
@@ -94,6 +94,7 @@ def test_uncommitted_code_and_unreadable_settings_are_said_not_hidden():
     tags = {**TAGS, "ovat.git_dirty": "true"}
     text = methods.paragraph({"train.no_such_key": "1"}, tags, trials({"vq": [0]}), None)
     assert "with uncommitted changes" in text
+    assert "with 1 seed (a fixed number per value; seed 0)" in text and "1 worker on" in text
     assert re.search(r"could not be read: .*no_such_key", text)
 
 

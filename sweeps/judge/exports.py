@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import fields
 
 from sweeps.judge.ranking import RankRow
-from sweeps.judge.table import full_columns, is_raced, legend, versus_text
+from sweeps.judge.table import decision_text, full_columns, is_raced, legend, versus_text
 
 FIELDS = [f.name for f in fields(RankRow)]  # ranking.parquet's columns, in its order
 
@@ -81,7 +81,7 @@ def to_latex(ranking: list[RankRow], title: str) -> str:
             latex_text(versus_text(r)),
             latex_text(r.verdict),
             "--" if math.isnan(r.p_best) else f"{r.p_best:.2f}",
-        ] + ([latex_text(r.decision or "--")] if raced else [])
+        ] + ([latex_text(decision_text(r)) or "--"] if raced else [])
         lines.append(" & ".join(cells) + r" \\")
     return "\n".join([*lines, r"\bottomrule", r"\end{tabular}", ""])
 

@@ -45,10 +45,13 @@ def _seeds(r: RankRow) -> str:
     )
 
 
+def decision_text(r: RankRow) -> str:
+    """`separated at 4`: a race's decision and the seeds it had then ("" without a race)."""
+    return f"{r.decision} at {r.decided_at}" if r.decision and r.decided_at else r.decision
+
+
 def _decision(r: RankRow) -> str:
-    if not r.decision:
-        return "–"
-    return f"{r.decision} at {r.decided_at}" if r.decided_at else r.decision
+    return decision_text(r) or "–"
 
 
 LEGEND = (

@@ -160,3 +160,21 @@ def test_an_unknown_format_names_the_valid_ones(workspace, capsys):
 )
 def test_latex_text_escapes_what_latex_would_read_as_markup(text, latex):
     assert latex_text(text) == latex
+
+
+def test_a_raced_latex_row_says_its_decision_and_the_seeds_it_had_as_the_table_does():
+    import dataclasses
+
+    from sweeps.judge.exports import to_latex
+    from sweeps.judge.ranking import RankRow
+    from sweeps.judge.table import to_markdown
+
+    row = RankRow(rank=1, value="vq", test_loss_mean=0.02, test_loss_std=0.001,
+                  test_loss_min=0.019, test_loss_max=0.021, n=4, params_total=1,
+                  params_bottleneck=1, runs="", failed=0, notes="", diff_to_baseline=math.nan,
+                  diff_ci_low=math.nan, diff_ci_high=math.nan, verdict="baseline",
+                  decision="separated", decided_at=4)  # fmt: skip
+    undecided = dataclasses.replace(row, rank=2, value="ffn", decision="", decided_at=0)
+    lines = to_latex([row, undecided], "t").split("\\midrule\n", 1)[1].splitlines()
+    assert lines[0].endswith("& separated at 4 \\\\") and lines[1].endswith("& -- \\\\")
+    assert "| separated at 4 |" in to_markdown([row, undecided], "t")

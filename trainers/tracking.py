@@ -314,12 +314,31 @@ def _all_experiments() -> list[str]:
             return ids
 
 
+RUNS_PAGE = 10_000  # runs per search_runs call; MLflow caps one call at 50,000
+
+
+def _all_runs(query: str) -> list:
+    """Every run (any experiment) that `query` matches, oldest first, page by page: one call
+    returned 50,000 at most, and a sweep of more trials (or a store of many sweeps, where
+    `runs_with_source` looks) was cut off without a word."""
+    runs, token = [], None
+    while True:
+        page = client().search_runs(
+            _all_experiments(),
+            query,
+            max_results=RUNS_PAGE,
+            order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
+            page_token=token,
+        )
+        runs += page
+        token = page.token
+        if not token:
+            return runs
+
+
 def search_runs(tags: dict[str, str]) -> list:
     """All runs (any experiment) whose tags match, oldest first."""
-    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    return client().search_runs(
-        _all_experiments(), query, max_results=50_000, order_by=["attributes.start_time ASC"]
-    )
+    return _all_runs(" and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()))
 
 
 def sweep_runs(sweep_id: str, role: str = keys.ROLE_TRIAL) -> list:
@@ -374,9 +393,4 @@ def download_checkpoint(run_id: str, destination: Path) -> Path:
 
 def runs_with_source() -> list:
     """Every follow-up run (eval, transplant, finetune): those tagged with a source run."""
-    return client().search_runs(
-        _all_experiments(),
-        f"tags.`{keys.SOURCE_RUN}` LIKE '%'",
-        max_results=50_000,
-        order_by=["attributes.start_time ASC"],
-    )
+    return _all_runs(f"tags.`{keys.SOURCE_RUN}` LIKE '%'")

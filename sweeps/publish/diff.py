@@ -68,10 +68,9 @@ def diff(ref_a: str, ref_b: str, ablation: str = "") -> tuple[str, Path]:
     return text, path
 
 
-def pooled_differences(sweep_ids: list[str]) -> list[str]:
+def pooled_differences(sweeps: list[Sweep]) -> list[str]:
     """For `make rank` of several sweeps: what differs besides the base config (code, data,
     versions), so pooled seeds that are not comparable are named, not silently mixed."""
-    sweeps = [Sweep.load(s) for s in sweep_ids]
     found = []
     for other in sweeps[1:]:
         found += [

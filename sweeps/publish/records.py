@@ -11,9 +11,10 @@ from sweeps.judge.ranking import TrialRow
 from trainers import keys, tracking
 
 
-def trial_rows(sweep_id: str) -> list[TrialRow]:
+def trial_rows(sweep_id: str, runs: list | None = None) -> list[TrialRow]:
+    """The sweep's trials as ranking rows; `runs`: its trial runs where already read."""
     rows = []
-    for run in tracking.sweep_runs(sweep_id):
+    for run in tracking.sweep_runs(sweep_id) if runs is None else runs:
         tags, metrics = run.data.tags, run.data.metrics
         rows.append(
             TrialRow(

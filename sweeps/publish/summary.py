@@ -17,7 +17,7 @@ from sweeps.publish.diff import pooled_differences
 from sweeps.publish.files import write
 from sweeps.publish.followups import followups, followups_markdown
 from sweeps.publish.plot import strip_plot
-from sweeps.publish.records import checked, seed_rule, sweep_run, trial_rows
+from sweeps.publish.records import Sweep, checked, seed_rule, sweep_run, trial_rows
 from trainers import keys, tracking
 from trainers.paths import results_dir
 
@@ -65,14 +65,20 @@ class Published:
 
 
 def publish(
-    sweep_ids: list[str], parent_run_ids: list[str], ablation: str, baseline: str
+    sweep_ids: list[str],
+    parent_run_ids: list[str],
+    ablation: str,
+    baseline: str,
+    trials: dict[str, list] | None = None,
 ) -> Published:
     """Rank from MLflow, write table and plot, attach them to the sweep run(s), point latest.
 
-    Several sweep ids (reruns added later) pool their trials into one table.
+    Several sweep ids (reruns added later) pool their trials into one table. `trials`: each
+    sweep's trial runs where the caller has read them already (each read is a search of them all).
     """
     sweep_ids = [checked(sweep_id) for sweep_id in sweep_ids]  # they name folders
-    rows = [row for sweep_id in sweep_ids for row in trial_rows(sweep_id)]
+    trials = trials or {}
+    rows = [row for s in sweep_ids for row in trial_rows(s, trials.get(s))]
     parents = [tracking.client().get_run(run_id) for run_id in parent_run_ids]
     rule = race_of(parents)
     table = ranking.rank(rows, baseline, rule)
@@ -151,15 +157,17 @@ def rebuild(sweep_ids: str = "latest", ablation: str = "") -> Published:
     `latest` is the newest sweep of `ablation` where given."""
     runs = [sweep_run(s.strip(), ablation) for s in sweep_ids.split(",") if s.strip()]
     shared_base(runs)
+    ids = [r.data.tags[keys.SWEEP_ID] for r in runs]
+    sweeps = [Sweep(i, run, tracking.sweep_runs(i)) for i, run in zip(ids, runs, strict=True)]
     if len(runs) > 1:  # pooled seeds must be comparable: say what else differs
-        ids = [r.data.tags[keys.SWEEP_ID] for r in runs]
-        for line in pooled_differences(ids):
+        for line in pooled_differences(sweeps):
             print(f"ovat: warning: pooled sweeps differ: {line}", file=sys.stderr)
     tags = runs[0].data.tags
     published = publish(
-        [r.data.tags[keys.SWEEP_ID] for r in runs],
+        ids,
         [r.info.run_id for r in runs],
         tags.get(keys.ABLATION, "?"),
         tags.get(keys.BASELINE, ""),
+        {sweep.sweep_id: sweep.trials for sweep in sweeps},
     )
     return published

@@ -249,8 +249,9 @@ def trial_name(trial) -> str:
 
 def finish(sweep_id: str, parent_run_id: str, name: str, baseline: str) -> Published:
     """Publish the ranking; the sweep's run fails when any trial did (errored or diverged)."""
-    failed = sum(1 for run in tracking.sweep_runs(sweep_id) if run.info.status != "FINISHED")
-    published = publish([sweep_id], [parent_run_id], name, baseline)
+    trials = tracking.sweep_runs(sweep_id)
+    failed = sum(1 for run in trials if run.info.status != "FINISHED")
+    published = publish([sweep_id], [parent_run_id], name, baseline, {sweep_id: trials})
     if name != keys.PROBE_ABLATION:  # a probe reruns one trial: it has no winner to register
         model = register_best(published.ranking, sweep_id, parent_run_id, name)
         published = dataclasses.replace(published, model=model)

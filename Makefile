@@ -46,7 +46,7 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs test-ui test-race race-sim rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit test-slow lint format ui clean bench bench-epochs bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui test-race race-sim rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit test-slow lint format ui clean bench bench-epochs bench-scale bench-load bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -154,6 +154,9 @@ bench-gpu: setup ## on a GPU machine: fp32 eager vs bf16+channels_last+compile, 
 
 bench-epochs: setup ## how far the default sweep must train: val loss, ranking moves and pictures per epoch (EPOCHS=16)
 	$(BIN)/python -m bench.epochs $(if $(EPOCHS),--epochs $(EPOCHS))
+
+bench-scale: setup ## make rank, pooled ranks and make diff over sweeps of TRIALS trial runs (10000 unless given) written straight into a store
+	$(BIN)/python -m bench scale $(if $(filter command line,$(origin TRIALS)),--trials $(TRIALS))
 
 bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling overhead per trial (CPUS=0.5)
 	$(BIN)/python -m bench load --trials $(TRIALS) $(if $(CPUS),--cpus $(CPUS))

@@ -9,6 +9,7 @@ from pathlib import Path
 from bench import page
 from bench import rows as output
 from bench.data_loading import PrepareBench, data_rows, prepare_row
+from bench.scale import scale_rows
 from bench.scheduling import run_load
 from bench.startup import startup_rows
 from bench.streaming import streaming_rows
@@ -65,7 +66,17 @@ def store() -> Path:
     return results_dir() / "bench"
 
 
-BENCHMARKS = {"load": load, "all": everything, "streaming": streaming, "startup": startup}
+def scale(args: argparse.Namespace) -> list[output.Row]:
+    return scale_rows(args.trials)
+
+
+BENCHMARKS = {
+    "load": load,
+    "all": everything,
+    "streaming": streaming,
+    "startup": startup,
+    "scale": scale,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--cpus", type=float, default=0.5, help="resources.cpus_per_worker")
     sub.add_parser("streaming", help="the streamed train split against the in-memory one")
+    p = sub.add_parser("scale", help="make rank, pooled ranks and make diff over many trial runs")
+    p.add_argument("--trials", type=int, default=10_000, help="trial runs in the large sweep")
     sub.add_parser("startup", help="the default sweep at one epoch against a plain Tune script")
     p = sub.add_parser("all", help="every benchmark row in one run (make bench)")
     p.add_argument("--trials", type=int, default=8, help="1-CPU trials for the packing rows")

@@ -169,7 +169,7 @@ def trials_sweep(folder: Path, name: str, trials: tuple, vary: str, baseline: st
         yield (
             published,
             client,
-            {r.data.tags["ovat.value"]: r for r in runs if "ovat.value" in r.data.tags},
+            {r.data.tags["ovat.value"]: r for r in runs if r.data.tags.get("ovat.role") == "trial"},
         )
 
 

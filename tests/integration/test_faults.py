@@ -27,7 +27,7 @@ def kill_worker_after_first_epoch(uri: str, done: threading.Event, killed: list)
     while not done.wait(0.2):
         runs = client.search_runs(
             [e.experiment_id for e in client.search_experiments()],
-            f"tags.`ovat.value` = '{HEALTHY}'",
+            f"tags.`ovat.value` = '{HEALTHY}' and tags.`ovat.role` = 'trial'",
         )
         if runs and "train_loss" in runs[0].data.metrics and "placement.pid" in runs[0].data.tags:
             pid = int(runs[0].data.tags["placement.pid"])
@@ -62,7 +62,9 @@ def faulty_sweep(ray_session, tmp_path_factory):
 
 
 def trial_runs(runs, value) -> list:
-    return [r for r in runs if r.data.tags.get("ovat.value") == str(value)]
+    """The value's trial runs (its value run carries the value too)."""
+    tags = [(r, r.data.tags) for r in runs]
+    return [r for r, t in tags if t.get("ovat.value") == str(value) and t["ovat.role"] == "trial"]
 
 
 def test_killed_worker_resumes_from_its_checkpoint_in_the_same_run(faulty_sweep):

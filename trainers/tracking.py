@@ -198,10 +198,14 @@ def start_run(
     return run_id
 
 
+def tag_query(tags: dict[str, str]) -> str:
+    """The search filter of runs carrying exactly these tag values."""
+    return " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+
+
 def find_run(tags: dict[str, str]) -> str | None:
     """The run with exactly these ovat tags, so a resumed trial continues its own run."""
-    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    runs = client().search_runs(_all_experiments(), query, max_results=1)
+    runs = client().search_runs(_all_experiments(), tag_query(tags), max_results=1)
     return runs[0].info.run_id if runs else None
 
 
@@ -321,10 +325,10 @@ def _all_runs(query: str) -> list:
     """Every run (any experiment) that `query` matches, oldest first, page by page: one call
     returned 50,000 at most, and a sweep of more trials (or a store of many sweeps, where
     `runs_with_source` looks) was cut off without a word."""
-    runs, token = [], None
+    experiments, runs, token = _all_experiments(), [], None  # one listing for every page
     while True:
         page = client().search_runs(
-            _all_experiments(),
+            experiments,
             query,
             max_results=RUNS_PAGE,
             order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
@@ -338,7 +342,7 @@ def _all_runs(query: str) -> list:
 
 def search_runs(tags: dict[str, str]) -> list:
     """All runs (any experiment) whose tags match, oldest first."""
-    return _all_runs(" and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()))
+    return _all_runs(tag_query(tags))
 
 
 def sweep_runs(sweep_id: str, role: str = keys.ROLE_TRIAL) -> list:

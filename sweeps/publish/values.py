@@ -84,9 +84,11 @@ def publish(
     ids: dict[str, str] = {}
     for sweep_id, parent in zip(sweep_ids, parents, strict=True):
         dataset = parent.data.params.get("data.dataset", "data")
+        # One search for the sweep's value runs, not a lookup and a status read per row.
+        found = {r.data.tags[keys.VALUE]: r for r in tracking.sweep_runs(sweep_id, keys.ROLE_VALUE)}
         for row in table:
-            tags = key_tags(sweep_id, row.value)
-            run_id = tracking.find_run(tags) or tracking.create_run(
+            existing = found.get(row.value)
+            run_id = existing.info.run_id if existing else tracking.create_run(
                 experiment, run_name(row.value, dataset), value_tags(parent.data.tags, row.value),
                 parent.info.run_id,
             )  # fmt: skip
@@ -101,7 +103,7 @@ def publish(
                     NOTE: description(row, pooled, link),
                 },
             )
-            if tracking.run_status(run_id) != "FINISHED":
+            if existing is None or existing.info.status != "FINISHED":
                 tracking.end_run(run_id)
             ids[row.value] = run_id
     return ids

@@ -9,7 +9,7 @@ from pathlib import Path
 from bench import page
 from bench import rows as output
 from bench.data_loading import PrepareBench, data_rows, prepare_row
-from bench.scale import scale_rows
+from bench.scale import VALUES, scale_rows
 from bench.scheduling import run_load
 from bench.startup import startup_rows
 from bench.streaming import streaming_rows
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=8, help="1-CPU trials for the packing rows")
     p.add_argument("--images", type=int, default=3000, help="JPEGs for the data row")
     args = parser.parse_args(argv)
+    if args.name == "scale" and args.trials < 10 * VALUES:  # its small sweep: one seed a value
+        parser.error(f"scale: --trials must be >= {10 * VALUES}, got {args.trials}")
     store().mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{store()}/mlflow.db")  # not the user's
     started = time.monotonic()

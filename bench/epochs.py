@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    if args.epochs < 1 or args.procs < 1:
+        parser.error(f"--epochs and --procs must be >= 1, got {args.epochs} and {args.procs}")
     ablation = ablations.load(args.ablation)
     plan = ablations.plan(ablation)
     overrides = {**plan.base.to_flat(), "train.epochs": args.epochs}

@@ -46,3 +46,11 @@ def test_a_value_trains_and_keeps_its_val_curve_and_pictures(tmp_path):
     path = epochs.picture(curve, tmp_path / "epochs.png")
     made = Image.open(path)
     assert made.width > grid.width and made.height == grid.height // 3 * 4  # 2 + 2 epochs
+
+
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--procs", "0"]])
+def test_no_epochs_or_no_processes_is_refused_with_the_values_given(args, capsys):
+    with pytest.raises(SystemExit) as ended:
+        epochs.main(args)
+    assert ended.value.code == 2
+    assert "--epochs and --procs must be >= 1, got" in capsys.readouterr().err

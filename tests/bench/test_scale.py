@@ -18,3 +18,14 @@ def test_the_scale_rows_rank_pool_and_diff_sweeps_written_into_the_store(workspa
     assert sorted(r.data.metrics["n"] for r in values) == [20] * scale.VALUES  # 10 + 10 pooled
     # the pooled ranking was the last to write them: its rows, not the large sweep's alone
     assert {r.data.tags[keys.RANKED_OVER] for r in values} == {"scale-100+scale-100-b"}
+
+
+def test_too_few_trials_for_the_small_sweep_is_refused_with_the_least(capsys):
+    import pytest
+
+    from bench.__main__ import main
+
+    with pytest.raises(SystemExit) as ended:
+        main(["scale", "--trials", "50"])
+    assert ended.value.code == 2
+    assert "--trials must be >= 100, got 50" in capsys.readouterr().err

@@ -119,7 +119,7 @@ def streamed_wait(fast: FastPath, resolution: int, batch: int, images: int, devi
         paths = sorted(str(path) for path in folder.glob("train-*.parquet"))  # no manifest
         dataset = read_train(paths)
         dataset.context.execution_options = execution_options()  # as Ray Train runs it
-        stream = iter(epoch_batches(dataset.iterator(), resolution, batch, 0, 0, 0))
+        stream = iter(epoch_batches(dataset.iterator(), {"resolution": resolution}, batch, 0, 0, 0))
         for _ in range(3):  # warm-up: the stream's start, compilation, allocator
             train_step(model, optimizer, next(stream), draw_keep(batch, data, generator), data,
                        device, fast)  # fmt: skip

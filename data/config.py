@@ -10,11 +10,9 @@ STREAMS = ("auto", "on", "off")  # data.stream: how the train split reaches the 
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    """Which images, at what size, split how, masked how."""
+    """Which images (or text), at what size, split how, masked how."""
 
-    dataset: str = (
-        "sample"  # sample, imagenet, imagenette, imagefolder, tiny-imagenet, imagenet32/64
-    )
+    dataset: str = "sample"  # images (docs/data.md); text for model.family gpt: pysource, text
     root: str = ""  # source folder for on-disk variants; unused by `sample`
     protocol: str = ""  # holdout, random-split (the group's) or official; "": the variant's
     split_seed: int = 0  # seeds the train/val cut and the data.limit subset
@@ -25,6 +23,7 @@ class DataConfig:
     eval_mask_seed: int = 0  # val/test masks are fixed per image by this seed, so scores compare
     limit: int = 0  # a seeded subset of this many images per split (0: all); for smoke runs
     stream: str = "auto"  # train split from Parquet via Ray Data (on), in memory (off), or auto
+    context: int = 128  # text: bytes a model reads per window (a window stores context + 1)
 
     def __post_init__(self):
         if self.resolution < 8:
@@ -51,6 +50,8 @@ class DataConfig:
             raise ValueError(
                 f"data.stream must be one of {', '.join(STREAMS)}, got {self.stream!r}"
             )
+        if self.context < 1:
+            raise ValueError(f"data.context must be >= 1, got {self.context}")
         if self.limit < 0:
             raise ValueError(f"data.limit must be >= 0, got {self.limit}")
 

@@ -1,7 +1,8 @@
 """The data-set registry and the prepare-once cache in front of it.
 
-Two kinds of variant: `sample`, built in memory from the installed packages' photos, and the
-on-disk layouts of `data.layouts` (ImageNet and friends), decoded once by `data.prepare`.
+Image variants: `sample`, built in memory from the installed packages' photos, and the on-disk
+layouts of `data.layouts` (ImageNet and friends), decoded once by `data.prepare`. Text variants
+(`data.text`): torch's own Python sources, or a folder of the user's files, cut into windows.
 """
 
 import hashlib
@@ -9,19 +10,27 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from data import sample
+import numpy as np
+
+from data import sample, text
 from data.config import DataConfig
 from data.decode import batch_rows
 from data.layouts import LAYOUTS, scan
 from data.prepare import prepare_listing, reusable
-from data.shards import SplitArrays, read_manifest, write_prepared
+from data.shards import SplitArrays, example_shape, read_manifest, write_prepared
 
 Builder = Callable[[DataConfig], tuple[dict[str, SplitArrays], dict]]
 
 BUILT: dict[str, Builder] = {
     "sample": lambda cfg: sample.build(cfg.resolution),
 }
-DATASETS: tuple[str, ...] = (*BUILT, *LAYOUTS)
+# Text variants: where their files are (a root folder and its files, in path order).
+TEXTS: dict[str, Callable[[DataConfig], tuple[Path, list[Path]]]] = {
+    "pysource": lambda cfg: text.python_sources(),
+    "text": lambda cfg: text.folder_files(cfg.root),
+}
+DATASETS: tuple[str, ...] = (*BUILT, *LAYOUTS, *TEXTS)
+EMBEDDED = {"sample": "sample photos", "pysource": "torch's Python sources"}  # no ROOT= needed
 
 
 class UnknownDataset(ValueError):
@@ -31,6 +40,23 @@ class UnknownDataset(ValueError):
 def check_dataset(name: str) -> None:
     if name not in DATASETS:
         raise UnknownDataset(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
+
+
+def kind(dataset: str) -> str:
+    """What a variant's examples are: "image" or "text" (which model family can read them)."""
+    return "text" if dataset in TEXTS else "image"
+
+
+def layout(cfg: DataConfig) -> dict:
+    """The manifest keys that say how a stored example reads back (`data.shards.examples`)."""
+    if kind(cfg.dataset) == "text":
+        return {"kind": "text", "context": cfg.context}
+    return {"resolution": cfg.resolution}
+
+
+def example_bytes(cfg: DataConfig) -> int:
+    """Bytes of one stored example: an image or a text window."""
+    return int(np.prod(example_shape(layout(cfg))))
 
 
 def protocol(cfg: DataConfig) -> str:
@@ -50,7 +76,16 @@ def source_settings(cfg: DataConfig) -> dict:
     }
 
 
+def text_settings(cfg: DataConfig) -> dict:
+    root = str(Path(cfg.root).expanduser().resolve()) if cfg.dataset == "text" else ""
+    return {"dataset": cfg.dataset, "context": cfg.context, "root": root, "seed": cfg.split_seed}
+
+
 def prepared_folder(cfg: DataConfig, data_dir: Path) -> Path:
+    if kind(cfg.dataset) == "text":  # one folder per corpus, window and split seed
+        key = repr(sorted(text_settings(cfg).items()))
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        return Path(data_dir) / f"{cfg.dataset}-{cfg.context}tok-{digest}"
     name = f"{cfg.dataset}-{cfg.resolution}px"
     if cfg.dataset in LAYOUTS:  # one folder per source root and split protocol
         key = repr(sorted(source_settings(cfg).items()))
@@ -61,6 +96,8 @@ def prepared_folder(cfg: DataConfig, data_dir: Path) -> Path:
 def is_prepared(cfg: DataConfig, data_dir: Path) -> bool:
     """Whether `prepare` would reuse the shards (for a layout: lists the source files)."""
     manifest = read_manifest(prepared_folder(cfg, data_dir))
+    if kind(cfg.dataset) == "text":
+        return manifest is not None and manifest.get("listing") == text_listing(cfg)
     if cfg.dataset not in LAYOUTS:
         return manifest is not None
     return reusable(manifest, scan(cfg.dataset, cfg.root))  # scan raises for a wrong layout
@@ -74,6 +111,10 @@ def images_to_load(cfg: DataConfig, data_dir: Path, splits: tuple[str, ...] = ()
     if manifest is not None:
         entries = manifest["splits"].items()
         counts = [e["count"] for name, e in entries if not splits or name in splits]
+    elif kind(cfg.dataset) == "text":  # every byte in windows: an upper bound
+        _, files = TEXTS[cfg.dataset](cfg)
+        total = sum(path.stat().st_size for path in files) // (cfg.context + 1)
+        return min(total, cfg.limit * (len(splits) or 3)) if cfg.limit else total
     elif cfg.dataset in LAYOUTS:
         listing, side = scan(cfg.dataset, cfg.root), LAYOUTS[cfg.dataset].side
         counts = [
@@ -97,7 +138,8 @@ def identity(cfg: DataConfig, data_dir: Path) -> dict[str, str]:
     manifest = read_manifest(folder) or {}
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
     name = folder.name + (f"-limit{cfg.limit}" if cfg.limit else "")
-    source = {"prepared": str(folder), "root": cfg.root or "(embedded: sample photos)"}
+    embedded = EMBEDDED.get(cfg.dataset, "")
+    source = {"prepared": str(folder), "root": cfg.root or f"(embedded: {embedded})"}
     return {"name": name, "digest": digest, "source": json.dumps(source)}
 
 
@@ -105,6 +147,8 @@ def prepare(cfg: DataConfig, data_dir: Path) -> Path:
     """Prepare the variant once; later calls with the same settings and files reuse the shards."""
     check_dataset(cfg.dataset)
     folder = prepared_folder(cfg, data_dir)
+    if kind(cfg.dataset) == "text":
+        return prepare_text(cfg, folder)
     if cfg.dataset in LAYOUTS:
         listing = scan(cfg.dataset, cfg.root)
         manifest = read_manifest(folder)
@@ -124,3 +168,20 @@ def prepare(cfg: DataConfig, data_dir: Path) -> Path:
     splits, source = BUILT[cfg.dataset](cfg)
     manifest = {"dataset": cfg.dataset, "resolution": cfg.resolution, **source}
     return write_prepared(folder, splits, manifest)
+
+
+def text_listing(cfg: DataConfig) -> str:
+    return text.listing_checksum(TEXTS[cfg.dataset](cfg)[1])
+
+
+def prepare_text(cfg: DataConfig, folder: Path) -> Path:
+    """Byte windows of a text variant, prepared again when its files changed."""
+    root, files = TEXTS[cfg.dataset](cfg)
+    listing = text.listing_checksum(files)
+    manifest = read_manifest(folder)
+    if manifest is not None and manifest.get("listing") == listing:
+        return folder
+    if manifest is not None:
+        print(f"ovat: {folder}: the files under {root} changed since it was prepared; again")
+    splits, source = text.build(root, files, cfg.context, cfg.split_seed)
+    return write_prepared(folder, splits, {"dataset": cfg.dataset, "listing": listing, **source})

@@ -36,15 +36,15 @@ FORMAT_VERSION = 3
 class SplitArrays:
     """One split in memory: images (N, H, W, 3) uint8, class ids and source descriptions."""
 
-    images: np.ndarray
+    images: np.ndarray  # or (N, context + 1) byte windows of text (data.text)
     class_ids: np.ndarray
     sources: list[str]
     index: np.ndarray | None = None  # each row's key, unique in its source split (default 0..N-1)
 
 
 def _table(split: SplitArrays, start: int, stop: int) -> pa.Table:
-    _n, h, w, c = split.images.shape
-    flat = split.images[start:stop].reshape(stop - start, h * w * c)
+    width = int(np.prod(split.images.shape[1:]))  # bytes per example: an image or a window
+    flat = split.images[start:stop].reshape(stop - start, width)
     return pa.table(
         {
             "index": pa.array(
@@ -53,7 +53,7 @@ def _table(split: SplitArrays, start: int, stop: int) -> pa.Table:
                 else split.index[start:stop].astype(np.int64)
             ),
             "image": pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(h * w * c), stop - start, [None, pa.py_buffer(flat.tobytes())]
+                pa.binary(width), stop - start, [None, pa.py_buffer(flat.tobytes())]
             ),
             "class_id": pa.array(split.class_ids[start:stop].astype(np.int64)),
             "source": pa.array(split.sources[start:stop], pa.string()),
@@ -127,8 +127,9 @@ def subset_filter(folder: Path, split: str, limit: int, seed: int = 0) -> Callab
 
 
 def read_split(folder: Path, split: str, limit: int = 0, seed: int = 0) -> np.ndarray:
-    """The split's images as one (N, 3, H, W) uint8 array, channels first for torch; with
-    `limit`, a seeded subset of N = limit rows spread over the split (`subset_rows`).
+    """The split's examples as one uint8 array, (N, 3, H, W) images channels first for torch
+    or (N, context + 1) text windows; with `limit`, a seeded subset of N = limit rows spread
+    over the split (`subset_rows`).
 
     Each shard's Arrow buffer is viewed without a copy and its chosen rows written once,
     transposed, into the preallocated result: peak memory is the result plus one shard
@@ -138,18 +139,20 @@ def read_split(folder: Path, split: str, limit: int = 0, seed: int = 0) -> np.nd
     if manifest is None or split not in manifest["splits"]:
         valid = sorted(manifest["splits"]) if manifest else []
         raise PreparedDataError(f"no split {split!r} prepared in {folder}; prepared: {valid}")
-    res, entry = manifest["resolution"], manifest["splits"][split]
+    entry = manifest["splits"][split]
     chosen = subset_rows(entry["count"], limit, split, seed)
     total = len(chosen)
-    out, filled, first_row = np.empty((total, 3, res, res), dtype=np.uint8), 0, 0
+    out = np.empty((total, *example_shape(manifest)), dtype=np.uint8)
+    filled, first_row = 0, 0
     for shard in entry["shards"]:
         column = pq.read_table(folder / shard, columns=["image"]).column("image")
         for chunk in column.chunks:
             rows = len(chunk)
             lo, hi = np.searchsorted(chosen, [first_row, first_row + rows])
             if hi > lo:
-                picked = pixels(chunk, res)[chosen[lo:hi] - first_row]
-                out[filled : filled + hi - lo] = picked.transpose(0, 3, 1, 2)
+                out[filled : filled + hi - lo] = examples(chunk, manifest)[
+                    chosen[lo:hi] - first_row
+                ]
                 filled += hi - lo
             first_row += rows
         if filled == total:
@@ -157,6 +160,25 @@ def read_split(folder: Path, split: str, limit: int = 0, seed: int = 0) -> np.nd
     if filled != total:
         raise PreparedDataError(f"{folder}: split {split} has {filled} images, manifest {total}")
     return out
+
+
+def example_shape(layout: dict) -> tuple[int, ...]:
+    """One example's shape as training reads it, from a manifest (or `registry.layout`):
+    (3, res, res) for images, (context + 1,) for text windows."""
+    if layout.get("kind") == "text":
+        return (layout["context"] + 1,)
+    return (3, layout["resolution"], layout["resolution"])
+
+
+def examples(chunk: pa.FixedSizeBinaryArray, layout: dict) -> np.ndarray:
+    """A chunk of the `image` column as examples of `example_shape(layout)`: text windows are
+    a view of Arrow's buffer, images a channels-first view of `pixels`."""
+    if layout.get("kind") != "text":
+        return pixels(chunk, layout["resolution"]).transpose(0, 3, 1, 2)
+    width = layout["context"] + 1
+    return np.frombuffer(
+        chunk.buffers()[1], dtype=np.uint8, count=len(chunk) * width, offset=chunk.offset * width
+    ).reshape(len(chunk), width)
 
 
 def pixels(chunk: pa.FixedSizeBinaryArray, res: int) -> np.ndarray:

@@ -81,16 +81,3 @@ class Autoencoder(nn.Module):
         z, aux_loss, stats = self.bottleneck(tokens)
         latent = z.transpose(1, 2).reshape(b, d, h, w)  # (B, H*W, D) -> (B, D, H, W)
         return BottleneckOutput(self.decoder(self.post_bottleneck(latent)), aux_loss, stats)
-
-
-def parameter_counts(model: Autoencoder) -> dict[str, int]:
-    """Total, trainable and frozen parameters, and the bottleneck's share of the total."""
-    params = list(model.parameters())
-    total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    return {
-        "params_total": total,
-        "params_trainable": trainable,
-        "params_frozen": total - trainable,
-        "params_bottleneck": sum(p.numel() for p in model.bottleneck.parameters()),
-    }

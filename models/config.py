@@ -6,13 +6,17 @@ from dataclasses import dataclass
 # block does (its in-place ReLU rewrites the input before `out += input`); "preact" is the
 # textbook x + F(relu(x)) of the VQ-VAE paper. F = Conv1x1(ReLU(Conv3x3(.))) in both.
 RESIDUALS = ("group", "preact")
+# What the bottleneck sits in: the group's image autoencoder, or a decoder-only language model
+# whose every block has the bottleneck in its FFN slot (models/gpt.py, docs/gpt.md).
+FAMILIES = ("autoencoder", "gpt")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """The autoencoder and its bottleneck; the defaults are the group's model."""
+    """The model and its bottleneck; the defaults are the group's autoencoder."""
 
     bottleneck: str = "vq"  # softvq, amvq, smvq, vq, ffn, llmffn, identity (docs/group.md)
+    family: str = "autoencoder"  # autoencoder (images) or gpt (text, byte tokens; docs/gpt.md)
     in_channels: int = 3  # RGB
     stem_channels: int = 64  # first conv's width
     hidden_channels: int = 128  # encoder/decoder trunk width
@@ -23,6 +27,8 @@ class ModelConfig:
     residual: str = "group"  # residual block: group (their function) or preact (textbook)
     dropout: float = 0.2  # llmffn's output dropout
     commitment: float = 0.25  # vq's commitment-loss weight (beta)
+    layers: int = 4  # gpt: transformer blocks, each with the bottleneck in its FFN slot
+    heads: int = 4  # gpt: attention heads; embed_dim (d_model) must divide by it
 
     def __post_init__(self):
         positive = (
@@ -32,6 +38,8 @@ class ModelConfig:
             "res_channels",
             "embed_dim",
             "codebook_size",
+            "layers",
+            "heads",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -44,5 +52,18 @@ class ModelConfig:
             raise ValueError(
                 f"model.residual must be one of {', '.join(RESIDUALS)}, got {self.residual!r}"
             )
+        if self.family not in FAMILIES:
+            raise ValueError(
+                f"model.family must be one of {', '.join(FAMILIES)}, got {self.family!r}"
+            )
+        if self.family == "gpt" and (self.embed_dim % self.heads or self.head_dim % 2):
+            raise ValueError(
+                f"model.embed_dim {self.embed_dim} must split into model.heads {self.heads} "
+                "heads of an even width (rotary positions turn pairs of channels)"
+            )
         if self.commitment < 0:
             raise ValueError(f"model.commitment must be >= 0, got {self.commitment}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.heads

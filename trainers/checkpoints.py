@@ -5,7 +5,6 @@ from pathlib import Path
 
 import torch
 
-from models.autoencoder import Autoencoder
 from trainers.config import ConfigError, ExperimentConfig
 
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
@@ -18,7 +17,7 @@ MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
 
 def save(
     folder: Path,
-    model: Autoencoder,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     cfg: ExperimentConfig,
     epoch: int,
@@ -46,7 +45,7 @@ def load_config(folder: Path) -> ExperimentConfig:
     return ExperimentConfig.from_flat(json.loads((Path(folder) / CONFIG_FILE).read_text()))
 
 
-def restore(folder: Path, model: Autoencoder, optimizer: torch.optim.Optimizer | None) -> int:
+def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
     """Load weights (and optimizer state) in place; returns the number of finished epochs."""
     folder = Path(folder)
     state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)

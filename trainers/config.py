@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data.config import DataConfig
-from data.registry import UnknownDataset, check_dataset
+from data.registry import DATASETS, UnknownDataset, check_dataset, kind
 from models.bottlenecks import BOTTLENECKS
 from models.config import ModelConfig
 from trainers.fastpath import MATMUL_PRECISIONS, PRECISIONS, SWITCHES
@@ -20,6 +20,10 @@ from trainers.fastpath import MATMUL_PRECISIONS, PRECISIONS, SWITCHES
 # `resources.cpu_isa`: the CPU instruction set a trial's kernels may use, highest first;
 # `native` is the CPU's own (trainers.hardware forces the others).
 CPU_ISAS = ("native", "avx512", "avx2", "default")
+
+
+# What each model family reads: the autoencoder images, the GPT text (its byte windows).
+FAMILY_DATA = {"autoencoder": "image", "gpt": "text"}
 
 
 class ConfigError(ValueError):
@@ -130,6 +134,13 @@ class ExperimentConfig:
             check_dataset(self.data.dataset)
         except UnknownDataset as error:
             raise ConfigError(f"data.dataset: {error}") from None
+        wanted, family = FAMILY_DATA[self.model.family], self.model.family
+        if kind(self.data.dataset) != wanted:
+            valid = ", ".join(d for d in DATASETS if kind(d) == wanted)
+            raise ConfigError(
+                f"model.family {family} reads {wanted} data, but data.dataset "
+                f"{self.data.dataset!r} is {kind(self.data.dataset)}; valid: {valid}"
+            )
 
     def to_flat(self) -> dict[str, Any]:
         """{'model.bottleneck': 'vq', 'train.lr': 0.0003, ...}: every field, dotted."""

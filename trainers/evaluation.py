@@ -7,13 +7,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from data.masking import fixed_eval_grid
 from data.registry import prepare
 from data.shards import read_split
 from data.splits import SPLITS
-from models.autoencoder import Autoencoder
 from trainers.config import ExperimentConfig
 from trainers.fastpath import PLAIN, FastPath
+from trainers.objectives import objective
 from trainers.paths import data_dir
 from trainers.steps import Sums, evaluate
 
@@ -41,8 +40,7 @@ class Evaluator:
     def __init__(self, images: np.ndarray, cfg: ExperimentConfig, rank: int = 0, world: int = 1,
                  reduce: Callable[[Sums], Sums] = lambda sums: sums,
                  reduce_stats: Callable[[dict, int], dict] = lambda stats, batches: stats):  # fmt: skip
-        grid = cfg.data.resolution // cfg.data.patch_size
-        keep = fixed_eval_grid(len(images), grid, cfg.data.mask_ratio, cfg.data.eval_mask_seed)
+        keep = objective(cfg.data).fixed_keep(len(images), cfg.data)
         self.all_images, self.all_keep = as_tensor(images), keep  # views: no copy
         self.images, self.keep = self.all_images[rank::world], keep[rank::world]
         self.cfg, self.reduce, self.reduce_stats = cfg, reduce, reduce_stats
@@ -52,7 +50,7 @@ class Evaluator:
         return self.all_images[:n], self.all_keep[:n]
 
     def __call__(
-        self, model: Autoencoder, device: torch.device, fast: FastPath = PLAIN
+        self, model: torch.nn.Module, device: torch.device, fast: FastPath = PLAIN
     ) -> tuple[float, dict]:
         data = self.cfg.data
         sums, stats = evaluate(model, self.images, self.keep, data, EVAL_BATCH, device, fast)

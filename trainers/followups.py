@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from data.splits import SPLITS
-from models.autoencoder import Autoencoder
+from models.registry import build_model
 from trainers import audit, checkpoints, fastpath, keys, tracking
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.evaluation import Evaluator, load_splits
@@ -25,7 +25,7 @@ from trainers.transplant import transplant
 class Source:
     run: object  # mlflow.entities.Run
     cfg: ExperimentConfig
-    model: Autoencoder
+    model: torch.nn.Module
 
     @property
     def name(self) -> str:
@@ -37,7 +37,7 @@ def load_source(ref: str) -> Source:
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download_checkpoint(run.info.run_id, Path(tmp))
         cfg = checkpoints.load_config(folder)
-        model = Autoencoder(cfg.model)
+        model = build_model(cfg.model)
         checkpoints.restore(folder, model, None)
     return Source(run, cfg, model)
 
@@ -55,7 +55,7 @@ def parse_splits(text: str) -> list[str]:
     return names
 
 
-def score(model: Autoencoder, cfg: ExperimentConfig, splits: list[str]) -> dict[str, float]:
+def score(model: torch.nn.Module, cfg: ExperimentConfig, splits: list[str]) -> dict[str, float]:
     """Loss per split on the fixed eval masks, with the trial's thread count (bitwise equal)."""
     torch.set_num_threads(cfg.resources.threads)
     torch.set_float32_matmul_precision(cfg.train.matmul_precision)
@@ -72,7 +72,7 @@ def log_followup(
     cfg: ExperimentConfig,
     metrics: dict,
     params: dict,
-    model: Autoencoder | None = None,
+    model: torch.nn.Module | None = None,
     files: dict[str, str] | None = None,
     tags: dict | None = None,
 ) -> str:

@@ -20,13 +20,15 @@ import ray.train
 import ray.train.torch
 import torch
 
-from models.autoencoder import Autoencoder, parameter_counts
+from data.registry import layout
+from models.registry import build_model, parameter_counts
 from trainers import audit, checkpoints, fastpath, hardware, keys, streaming
 from trainers.config import ExperimentConfig, TrainConfig
 from trainers.distributed import agree_min, all_reduce, all_reduce_batch_means, all_reduce_means
 from trainers.evaluation import Evaluator, as_tensor
+from trainers.objectives import objective
 from trainers.placement import placement, process_started_at
-from trainers.previews import PREVIEW_IMAGES, reconstruction_grid
+from trainers.previews import PREVIEW_IMAGES
 from trainers.steps import (
     Diverged,
     DivergenceGuard,
@@ -47,14 +49,14 @@ def build(cfg: ExperimentConfig, device: torch.device):
     to each parameter's device when it is loaded, so parameters moved later (by prepare_model)
     would leave AdamW's moments on the CPU and fail the first step of every resumed GPU trial."""
     seed_everything(cfg.train.seed)
-    model = Autoencoder(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     return model, optimizer
 
 
 def resume(
-    model: Autoencoder, optimizer: torch.optim.Optimizer
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[int, int, list[dict], str]:
     """(finished epochs, resumes including this one, their results, the checkpoint's path) from
     the last checkpoint, or (0, 0, [], ""). A worker-group restart (FailureConfig) and a restored
@@ -88,7 +90,7 @@ class Worker:
     train_images: torch.Tensor | None  # the whole split in memory, uint8 (None: streamed)
     val: Evaluator
     test: Evaluator
-    model: Autoencoder  # the plain model: evaluation, checkpoints, the audit
+    model: torch.nn.Module  # the plain model: evaluation, checkpoints, the audit
     trained: torch.nn.Module  # what training steps call (DDP, compiled)
     optimizer: torch.optim.Optimizer
     start: int  # epochs finished before this worker group (from a checkpoint)
@@ -264,7 +266,7 @@ def streamed_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
         worker.streams = streaming.EpochStreams(
             lambda e: streaming.epoch_batches(
                 ray.train.get_dataset_shard(streaming.epoch_name(e)),
-                cfg.data.resolution,
+                layout(cfg.data),
                 cfg.train.batch_size,
                 cfg.train.seed,
                 e,
@@ -326,11 +328,11 @@ def final_scores(worker: Worker) -> tuple[dict, dict[str, str | bytes]]:
         "audit.json": json.dumps(audit.as_records(rows), indent=2),
     }
     if worker.rank == 0:  # rank 0 writes the checkpoint, and so the picture in it
-        images, keep = worker.test.first(PREVIEW_IMAGES)
-        patch = worker.cfg.data.patch_size
-        files[keys.PREVIEW_FILE] = reconstruction_grid(
-            worker.model, images, keep, patch, worker.device, worker.fast
-        )
+        examples, keep = worker.test.first(PREVIEW_IMAGES)
+        preview = objective(worker.cfg.data).preview
+        name, content = preview(worker.model, examples, keep, worker.cfg.data, worker.device,
+                                worker.fast)  # fmt: skip
+        files[name] = content
     return metrics, files
 
 

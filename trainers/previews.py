@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.utils import make_grid
 
+from data.config import DataConfig
 from data.masking import apply_mask
-from models.autoencoder import Autoencoder
 from trainers.fastpath import PLAIN, FastPath
-from trainers.steps import to_unit
+from trainers.keys import PREVIEW_FILE
+from trainers.transfer import to_unit
 
 PREVIEW_IMAGES = 8  # the first test images (in the split's stored order)
 PADDING = 2  # pixels between the grid's tiles (make_grid's)
@@ -26,7 +27,7 @@ def scale_for(resolution: int) -> int:
 
 @torch.no_grad()
 def reconstruction_grid(
-    model: Autoencoder,
+    model: torch.nn.Module,
     images: torch.Tensor,
     keep: torch.Tensor,
     patch: int,
@@ -53,3 +54,15 @@ def grid_row(image: Image.Image, row: int) -> Image.Image:
     with the padding above it: rows cut this way stack back into a grid."""
     step = (image.height - PADDING) // len(ROWS)  # a tile and one padding
     return image.crop((0, row * step, image.width, (row + 1) * step))
+
+
+def reconstructions_png(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    keep: torch.Tensor,
+    cfg: DataConfig,
+    device: torch.device,
+    fast: FastPath = PLAIN,
+) -> tuple[str, bytes]:
+    """An image trial's preview: (its checkpoint file name, the PNG)."""
+    return PREVIEW_FILE, reconstruction_grid(model, images, keep, cfg.patch_size, device, fast)

@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from data.config import DataConfig
-from data.masking import apply_mask, patch_keep_grid
-from models.autoencoder import Autoencoder
 from trainers.fastpath import PLAIN, FastPath
+from trainers.objectives import objective
+from trainers.transfer import to_device, to_unit  # noqa: F401 (re-exported: callers' import)
 
 
 def seed_everything(seed: int) -> None:
@@ -47,20 +46,6 @@ def set_deterministic(enabled: bool) -> None:
     torch.backends.cudnn.benchmark = not enabled
 
 
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A host tensor goes to the GPU through pinned memory, without blocking: a plain `.to()`
-    from pageable memory makes the host wait for the GPU's queue (a sync in every step)."""
-    if device.type == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
-def to_unit(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float in [0, 1] on device: conversion happens after the copy (none
-    when the data already lives on the device)."""
-    return to_device(batch, device).float().div_(255)
-
-
 def resident(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The train split on the GPU as uint8 when it fits in half its free memory: batches are
     then gathered, converted and masked there, with no host copy per step."""
@@ -83,22 +68,13 @@ class Sums:
         return self.loss / max(self.count, 1)
 
 
-def reconstruction_loss(
-    model: Autoencoder, images: torch.Tensor, keep: torch.Tensor, patch: int
-) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Per-image MSE (B,) of the reconstruction of masked images against the unmasked ones."""
-    recon, aux_loss, stats = model(apply_mask(images, keep, patch))
-    per_image = F.mse_loss(recon.float(), images, reduction="none").mean(dim=(1, 2, 3))
-    return per_image, aux_loss, stats
-
-
 def draw_keep(n: int, cfg: DataConfig, generator: torch.Generator) -> torch.Tensor:
-    """Training masks (n, 1, g, g) for n images, drawn on the host: the same on every device."""
-    return patch_keep_grid(n, cfg.resolution // cfg.patch_size, cfg.mask_ratio, generator)
+    """Training masks for n examples, drawn on the host: the same on every device."""
+    return objective(cfg).draw_keep(n, cfg, generator)
 
 
 def train_step(
-    model: Autoencoder,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: torch.Tensor,
     keep: torch.Tensor,
@@ -106,12 +82,10 @@ def train_step(
     device: torch.device,
     fast: FastPath = PLAIN,
 ) -> torch.Tensor:
-    """One update on a uint8 batch and its patch masks; returns the batch's summed per-image
-    loss, on device."""
-    images = fast.images(to_unit(batch, device))
-    keep = to_device(keep, device)
+    """One update on a uint8 batch and its masks; returns the batch's summed per-example loss,
+    on device."""
     with fast.autocast_context(device):
-        per_image, aux_loss, _ = reconstruction_loss(model, images, keep, cfg.patch_size)
+        per_image, aux_loss, _ = objective(cfg).loss(model, batch, keep, cfg, device, fast)
     optimizer.zero_grad(set_to_none=True)
     (per_image.mean() + aux_loss).backward()
     optimizer.step()
@@ -196,13 +170,12 @@ def epoch_plan(
     order = torch.randperm(n, generator=generator)[: steps * global_batch]
     keep = draw_keep(steps * global_batch, cfg, generator)
     mine = order.view(steps, shard.world, batch_size)[:, shard.rank]  # (steps, batch)
-    grid = keep.shape[-1]
-    my_keep = keep.view(steps, shard.world, batch_size, 1, grid, grid)[:, shard.rank]
+    my_keep = keep.view(steps, shard.world, batch_size, *keep.shape[1:])[:, shard.rank]
     return mine, my_keep
 
 
 def train_epoch(
-    model: Autoencoder,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
     cfg: DataConfig,
@@ -234,7 +207,7 @@ def train_epoch(
 
 
 def train_batches(
-    model: Autoencoder,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterable[torch.Tensor],
     cfg: DataConfig,
@@ -261,7 +234,7 @@ def train_batches(
 
 
 def train_steps(
-    model: Autoencoder,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
     cfg: DataConfig,
@@ -287,7 +260,7 @@ def train_steps(
 
 @torch.no_grad()
 def evaluate(
-    model: Autoencoder,
+    model: torch.nn.Module,
     images: torch.Tensor,
     keep_grid: torch.Tensor,
     cfg: DataConfig,
@@ -299,10 +272,9 @@ def evaluate(
     model.eval()
     losses, stats_sums = [], {}
     for start in range(0, len(images), batch_size):
-        batch = fast.images(to_unit(images[start : start + batch_size], device))
-        keep = to_device(keep_grid[start : start + batch_size], device)
+        batch, keep = images[start : start + batch_size], keep_grid[start : start + batch_size]
         with fast.autocast_context(device):
-            per_image, _, stats = reconstruction_loss(model, batch, keep, cfg.patch_size)
+            per_image, _, stats = objective(cfg).loss(model, batch, keep, cfg, device, fast)
         losses.append(per_image.sum())
         for key, value in stats.items():
             stats_sums[key] = stats_sums.get(key, 0.0) + value

@@ -20,7 +20,7 @@ import torch
 from ray.data import ExecutionOptions, ExecutionResources, RandomSeedConfig
 
 from data.config import DataConfig
-from data.shards import pixels, shard_paths, subset_filter
+from data.shards import examples, shard_paths, subset_filter
 from trainers.steps import epoch_seed
 
 # `data.stream=auto` streams a train split larger than this share of the largest node's object
@@ -100,9 +100,10 @@ def data_config(epochs: int) -> ray.train.DataConfig:
 
 
 def epoch_batches(
-    shard, resolution: int, batch_size: int, seed: int, epoch: int, rank: int
+    shard, layout: dict, batch_size: int, seed: int, epoch: int, rank: int
 ) -> Iterator[torch.Tensor]:
-    """This worker's uint8 (B, 3, H, W) batches of one epoch: full batches only (the last
+    """This worker's uint8 batches of one epoch, examples as `data.shards.example_shape(layout)`
+    says ((B, 3, H, W) images, (B, context + 1) text windows): full batches only (the last
     partial one is dropped, as in memory), locally shuffled by seed, epoch and rank."""
     rows = shard.iter_batches(
         batch_size=batch_size,
@@ -112,8 +113,8 @@ def epoch_batches(
         local_shuffle_seed=epoch_seed(seed, epoch, rank),
     )
     for table in rows:
-        images = pixels(table.column("image").combine_chunks(), resolution)
-        yield torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+        rows_of = examples(table.column("image").combine_chunks(), layout)
+        yield torch.from_numpy(rows_of.copy())
 
 
 class EpochStreams:

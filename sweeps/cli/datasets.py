@@ -3,7 +3,7 @@
 import argparse
 
 from data.layouts import LAYOUTS
-from data.registry import DATASETS
+from data.registry import DATASETS, kind
 from data.shards import read_manifest
 from data.splits import SPLITS
 from models.bottlenecks import BOTTLENECKS
@@ -13,11 +13,25 @@ from trainers.config import ExperimentConfig
 from trainers.paths import check_writable, data_dir
 from trainers.presets import PRESETS
 
+# What a prepared variant's examples are, and the sweep that reads them, by the data's kind.
+EXAMPLES = {
+    "image": lambda data: f"images at {data.resolution} px",
+    "text": lambda data: f"windows of {data.context + 1} bytes",
+}
+NEXT = {
+    "image": lambda data, root: (
+        f"ABLATION=bottleneck DATASET={data.dataset}{root} RES={data.resolution}"
+    ),
+    "text": lambda data, root: f"ABLATION=gpt-ffn DATASET={data.dataset}{root}",
+}
+
 
 def cmd_prepare(args: argparse.Namespace) -> None:
     """Decode a variant once into Parquet shards, in parallel on the Ray cluster."""
     shortcuts = {**data_shortcuts(args), "data.protocol": args.protocol,
                  "data.split_seed": args.split_seed}  # fmt: skip
+    if args.dataset in DATASETS and kind(args.dataset) == "text":  # what reads it: the GPT
+        shortcuts["model.family"] = "gpt"
     cfg = ExperimentConfig().with_overrides({k: v for k, v in shortcuts.items() if v is not None})
     check_writable(data_dir(), "data folder")
     from data.registry import is_prepared, prepare
@@ -32,7 +46,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     folder = prepare(cfg.data, data_dir())
     manifest = read_manifest(folder)
     splits = ", ".join(f"{s} {manifest['splits'][s]['count']:,}" for s in SPLITS)
-    print(f"ovat: {state}: {folder} ({splits} images at {cfg.data.resolution} px)")
+    print(f"ovat: {state}: {folder} ({splits} {EXAMPLES[kind(cfg.data.dataset)](cfg.data)})")
     if manifest.get("protocol_detail"):
         print(f"ovat: splits: {manifest['protocol_detail']}")
     skipped = manifest.get("skipped", [])
@@ -43,10 +57,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
             f"ovat: ... and {len(skipped) - 5} more skipped, listed in {folder / 'manifest.json'}"
         )
     root = f" ROOT={cfg.data.root}" if cfg.data.root else ""
-    print(
-        f"ovat: next: make sweep ABLATION=bottleneck DATASET={cfg.data.dataset}{root} "
-        f"RES={cfg.data.resolution}"
-    )
+    print(f"ovat: next: make sweep {NEXT[kind(cfg.data.dataset)](cfg.data, root)}")
 
 
 def cmd_list(args: argparse.Namespace) -> None:

@@ -96,7 +96,7 @@ PAGE_STYLE = (
 def to_html(ranking: list[RankRow], title: str, trust: str, pictures: dict[str, bytes]) -> str:
     """One page with nothing to fetch: the full table, its legend and what the ranking can
     claim, and each picture (a caption -> PNG bytes) inlined as a data URL."""
-    columns = full_columns(is_raced(ranking))
+    columns = full_columns(ranking)
 
     def row(cells: list[str], tag: str) -> str:
         return (

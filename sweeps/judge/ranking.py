@@ -7,7 +7,7 @@ spread wider than the gaps between models, and a table without the spread mislea
 import math
 import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from sweeps.judge import stability, stats
 from sweeps.judge.racing import AT_BUDGET, BEST, TIED, Race, Rule, replay, shared_architecture
@@ -57,6 +57,13 @@ class RankRow:
     decision: str = ""  # SEEDS=auto: separated, best, tied with best, undecided at budget
     decided_at: int = 0  # SEEDS=auto: the seeds it had when decided
     seeds_run: int = 0  # finished seeds, those run speculatively and not counted included
+    test_bits_per_byte: float = math.nan  # text: test_loss_mean (nats per byte) / ln 2
+
+
+def in_bits_per_byte(table: list[RankRow]) -> list[RankRow]:
+    """The rows of a byte-level language model's ranking with their mean test loss also in
+    bits per byte, the unit text compression is compared in (a mean of nats over ln 2)."""
+    return [replace(r, test_bits_per_byte=r.test_loss_mean / math.log(2)) for r in table]
 
 
 ENDED = ("FINISHED", "FAILED")  # MLflow statuses of trials whose result is final

@@ -81,13 +81,19 @@ class Column:
     cell: Callable[[RankRow], str]
 
 
-def full_columns(raced: bool) -> list[Column]:
-    """The full table's columns, the same in Markdown and in the HTML export."""
+BITS = Column("bits/byte", True, lambda r: loss_text(r.test_bits_per_byte))
+
+
+def full_columns(ranking: list[RankRow]) -> list[Column]:
+    """The full table's columns, the same in Markdown and in the HTML export: a race's decision
+    where the seeds were raced, bits per byte where the loss is a language model's."""
+    raced = is_raced(ranking)
     head = [
         Column("rank", True, lambda r: str(r.rank)),
         Column("value", False, lambda r: r.value),
         Column("test loss", True, lambda r: loss_text(r.test_loss_mean)),
         Column("± std", True, lambda r: loss_text(r.test_loss_std)),
+        *([BITS] if in_bytes(ranking) else []),
         Column("min", True, lambda r: loss_text(r.test_loss_min)),
         Column("max", True, lambda r: loss_text(r.test_loss_max)),
         Column("val loss", True, lambda r: loss_text(r.val_loss_mean)),
@@ -110,13 +116,17 @@ def is_raced(ranking: list[RankRow]) -> bool:
     return any(r.decision for r in ranking)
 
 
+def in_bytes(ranking: list[RankRow]) -> bool:
+    return any(not math.isnan(r.test_bits_per_byte) for r in ranking)
+
+
 def legend(ranking: list[RankRow]) -> str:
     return LEGEND_RACE if is_raced(ranking) else LEGEND
 
 
 def to_markdown(ranking: list[RankRow], title: str, trust: str = "") -> str:
     """The table, its legend, and `trust` (ranking.trust_text) under it."""
-    table = _markdown_table(full_columns(is_raced(ranking)), ranking)
+    table = _markdown_table(full_columns(ranking), ranking)
     return "\n".join(
         [f"### {title}", "", *table, "", legend(ranking), *([trust] if trust else []), ""]
     )
@@ -137,6 +147,7 @@ SUMMARY_COLUMNS = (
     "value",
     "test loss",
     "± std",
+    "bits/byte",
     "n",
     "Δ vs baseline [CI]",
     "Δ vs baseline [95% CI]",
@@ -151,7 +162,7 @@ SUMMARY_COLUMNS = (
 
 def summary_markdown(ranking: list[RankRow], title: str) -> str:
     """The table narrow enough for a run's description in the MLflow UI: no run names."""
-    columns = {c.name: c for c in full_columns(is_raced(ranking))}
+    columns = {c.name: c for c in full_columns(ranking)}
     columns["params"] = replace(columns["params total"], name="params")
     narrow = [columns[name] for name in SUMMARY_COLUMNS if name in columns]
     return "\n".join([f"**{title}**", "", *_markdown_table(narrow, ranking), ""])

@@ -6,7 +6,7 @@ its trials (values, seeds, hardware). A reviewer can paste it; nothing in it is 
 """
 
 from data.config import DataConfig
-from data.registry import protocol
+from data.registry import kind, protocol
 from data.splits import Splitter
 from sweeps.judge.racing import Rule
 from sweeps.judge.ranking import TrialRow
@@ -76,11 +76,22 @@ def seeds(cfg: ExperimentConfig, rows: list[TrialRow], rule: Rule | None) -> str
     return (
         f"Each value was trained with {count} ({how}; "
         f"{'seed' if len(numbers) == 1 else 'seeds'} {numbers_text}). A seed (train.seed) sets "
-        "the model's initialisation, the order of the training batches and the training masks; "
-        f"the data split (data.split_seed = {cfg.data.split_seed}) and the evaluation masks "
-        f"(data.eval_mask_seed = {cfg.data.eval_mask_seed}, fixed per image) were the same for "
-        "every value and seed."
+        f"{SEEDED[kind(cfg.data.dataset)](cfg.data)} were the same for every value and seed."
     )
+
+
+# What a seed sets, and what stays fixed across seeds, by the data's kind.
+SEEDED = {
+    "image": lambda d: (
+        "the model's initialisation, the order of the training batches and the training masks; "
+        f"the data split (data.split_seed = {d.split_seed}) and the evaluation masks "
+        f"(data.eval_mask_seed = {d.eval_mask_seed}, fixed per image)"
+    ),
+    "text": lambda d: (
+        "the model's initialisation, the order of the training windows and dropout; the data "
+        f"split (data.split_seed = {d.split_seed}) and the evaluation windows"
+    ),
+}
 
 
 def training(cfg: ExperimentConfig) -> str:
@@ -90,13 +101,27 @@ def training(cfg: ExperimentConfig) -> str:
     return (
         f"Each trial trained for {train.epochs} epochs with AdamW (learning rate {train.lr:g}, "
         f"weight decay {train.weight_decay:g}, batch size {train.batch_size} per worker, "
-        f"{counted(resources.workers, 'worker')} on {device}, {'bf16 autocast' if bf16 else 'fp32'}); the model "
-        f"had a {model.embed_dim}-wide bottleneck, a codebook (or FFN hidden width) of "
-        f"{model.codebook_size} and {model.res_blocks} residual blocks ({model.residual} form)."
+        f"{counted(resources.workers, 'worker')} on {device}, {'bf16 autocast' if bf16 else 'fp32'}); "
+        f"{MODEL_TEXT[model.family](model)}."
     )
 
 
+MODEL_TEXT = {
+    "autoencoder": lambda m: (
+        f"the model had a {m.embed_dim}-wide bottleneck, a codebook (or FFN hidden width) of "
+        f"{m.codebook_size} and {m.res_blocks} residual blocks ({m.residual} form)"
+    ),
+    "gpt": lambda m: (
+        f"the model was a byte-level GPT of {counted(m.layers, 'block')}, width {m.embed_dim}, "
+        f"{m.heads} heads and rotary positions, with the bottleneck in every block's FFN slot "
+        f"(a codebook, or FFN hidden width, of {m.codebook_size})"
+    ),
+}
+
+
 def data(cfg: DataConfig) -> str:
+    if kind(cfg.dataset) == "text":
+        return text_data(cfg)
     limit = f"a seeded subset of {cfg.limit} images per split" if cfg.limit else "every image"
     how = "" if cfg.dataset == "sample" else f" ({cfg.resize})"  # sample is cut, not resized
     return (
@@ -111,7 +136,23 @@ def split_text(cfg: DataConfig) -> str:
     return Splitter(protocol(cfg), cfg.split_seed).describe()
 
 
+def text_data(cfg: DataConfig) -> str:
+    limit = f"a seeded subset of {cfg.limit} windows per split" if cfg.limit else "every window"
+    return (
+        f"Data: {cfg.dataset}, each file sent to train/val/test 80/10/10 by a hash of its path "
+        f"(seed {cfg.split_seed}), each split's files joined and cut into non-overlapping "
+        f"windows of {cfg.context + 1} bytes, {limit}."
+    )
+
+
 def metric(cfg: DataConfig) -> str:
+    if kind(cfg.dataset) == "text":
+        return (
+            "The loss is the cross-entropy of each next byte in nats per token (bits per byte "
+            "in the table: nats / ln 2), on the same val and test windows for every trial. We "
+            "report the test loss, mean ± sample standard deviation over seeds, and chose the "
+            "best value on validation loss."
+        )
     return (
         f"The encoder's input had {cfg.mask_ratio:.0%} of its {cfg.patch_size} px patches "
         "zeroed; the loss is the mean squared error of the reconstruction against the unmasked "

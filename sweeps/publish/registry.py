@@ -1,5 +1,5 @@
 """The sweep's winner as a registered model: `models:/ovat-<ablation>/latest` loads the best
-trial's autoencoder (the seed with the lowest val loss of the value with the lowest mean val
+trial's model (the seed with the lowest val loss of the value with the lowest mean val
 loss) in one call."""
 
 import math
@@ -8,11 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from models.autoencoder import Autoencoder
-from models.export import Reconstructor
+from models.export import EXPORTS
+from models.registry import build_model
 from sweeps.judge.ranking import RankRow, chosen
 from sweeps.publish.records import trial_rows
 from trainers import checkpoints, keys, tracking
+
+# An input example per model.family, from which MLflow infers the model's signature.
+EXAMPLES = {
+    "autoencoder": lambda cfg, rng: rng.random(
+        (1, 3, cfg.data.resolution, cfg.data.resolution), dtype=np.float32
+    ),
+    "gpt": lambda cfg, rng: rng.integers(0, 256, (1, cfg.data.context), dtype=np.int64),
+}
 
 
 def model_name(ablation: str) -> str:
@@ -34,12 +42,11 @@ def register_best(table: list[RankRow], sweep_id: str, run_id: str, ablation: st
     with tempfile.TemporaryDirectory() as scratch:
         folder = tracking.download_checkpoint(trial.run_id, Path(scratch))
         cfg = checkpoints.load_config(folder)
-        model = Autoencoder(cfg.model)
+        model = build_model(cfg.model)
         checkpoints.restore(folder, model, None)
-    side = cfg.data.resolution
-    example = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+    example = EXAMPLES[cfg.model.family](cfg, np.random.default_rng(0))
     name = model_name(ablation)
-    version = tracking.register_model(run_id, Reconstructor(model), example, name)
+    version = tracking.register_model(run_id, EXPORTS[cfg.model.family](model), example, name)
     uri = f"models:/{name}/{version}"
     tracking.set_tags(run_id, {keys.BEST_MODEL: uri, keys.BEST_TRIAL: trial.run_name})
     return uri

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.registry import kind
 from sweeps.errors import UnknownSweep
 from sweeps.judge import ranking
 from sweeps.judge.table import summary_markdown
@@ -82,6 +83,8 @@ def publish(
     parents = [tracking.client().get_run(run_id) for run_id in parent_run_ids]
     rule = race_of(parents)
     table = ranking.rank(rows, baseline, rule)
+    if kind(parents[0].data.params.get("data.dataset", "sample")) == "text":
+        table = ranking.in_bits_per_byte(table)
     name = "+".join(sweep_ids)
     title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
     folder = results_dir() / name

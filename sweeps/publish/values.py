@@ -21,6 +21,7 @@ METRICS = (
     "rank",
     "test_loss_mean",
     "test_loss_std",
+    "test_bits_per_byte",
     "n",
     "diff_to_baseline",
     "diff_ci_low",

@@ -11,6 +11,7 @@ from sweeps.define.cost import Rate
 from trainers import fastpath
 from trainers.config import ExperimentConfig
 from trainers.flops import train_flops_per_image
+from trainers.objectives import objective
 from trainers.steps import draw_keep, train_step
 
 # A trial's fixed cost (Ray Train's worker group, imports, data, model, first report): `make
@@ -40,15 +41,15 @@ def measured_rate(config: ExperimentConfig, device: torch.device) -> float:
     threads = torch.get_num_threads()
     torch.set_num_threads(config.resources.threads)
     try:
-        from models.autoencoder import Autoencoder
+        from models.registry import build_model
 
-        model = Autoencoder(config.model).to(device)
+        model = build_model(config.model).to(device)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.train.lr)
         train = config.train  # compile is left out: it would take longer than the estimate saves
         fast = fastpath.resolve(train.precision, train.channels_last, "off", device)
-        res, batch = config.data.resolution, config.train.batch_size
-        images = torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8)
+        batch, generator = config.train.batch_size, torch.Generator().manual_seed(0)
+        images = objective(config.data).synthetic(batch, config.data, generator)
         keep = draw_keep(batch, config.data, torch.Generator().manual_seed(0))
         model.train()
         train_step(model, optimizer, images, keep, config.data, device, fast)  # warm-up

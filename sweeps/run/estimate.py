@@ -6,7 +6,7 @@ sweeps' spread."""
 import os
 from dataclasses import dataclass
 
-from data.registry import images_to_load, is_prepared, prepare
+from data.registry import images_to_load, is_prepared, kind, prepare
 from sweeps.define.cost import Rate, SweepCost, TrialCost, duration, trial_seconds
 from sweeps.define.plan import SweepPlan
 from sweeps.errors import ResourceError
@@ -98,6 +98,10 @@ def estimate(plan: SweepPlan, gap: float = 0.0, available: dict | None = None) -
     )
 
 
+# What preparing a data variant does to its source, by the data's kind.
+TO_PREPARE = {"image": "source images to decode", "text": "text windows to cut from the files"}
+
+
 def describe(estimate: Estimate, plan: SweepPlan) -> list[str]:
     """The cost and resolution lines of `make plan`."""
     cost = estimate.cost
@@ -112,9 +116,10 @@ def describe(estimate: Estimate, plan: SweepPlan) -> list[str]:
     details = sorted({f"{r.source}: {r.detail}" for r in estimate.rates.values() if r.detail})
     lines += [f"ovat:   {d}" for d in details]
     if estimate.to_prepare:
+        data = plan.trials[0].config.data
         lines.append(
-            f"ovat: first: {estimate.to_prepare:,} source images to decode and write as shards "
-            "(make prepare; once per data variant)"
+            f"ovat: first: {estimate.to_prepare:,} {TO_PREPARE[kind(data.dataset)]} and write "
+            "as shards (make prepare; once per data variant)"
         )
     if estimate.refusal:
         lines.append(f"ovat: make sweep refuses this plan here: {estimate.refusal}")

@@ -6,7 +6,7 @@ import functools
 import ray
 
 from data.config import DataConfig
-from data.registry import images_to_load, prepared_folder
+from data.registry import example_bytes, images_to_load, prepared_folder
 from data.splits import SPLITS
 from sweeps.define.plan import SweepPlan, Trial
 from trainers.evaluation import EVAL_SPLITS, load_splits
@@ -35,7 +35,7 @@ def copy_key(data: DataConfig, streams: frozenset[str]) -> str:
 
 
 def split_bytes(data: DataConfig, splits: tuple[str, ...] = ()) -> int:
-    return images_to_load(data, data_dir(), splits) * 3 * data.resolution**2
+    return images_to_load(data, data_dir(), splits) * example_bytes(data)
 
 
 def streamed(data: list[DataConfig], store: float) -> frozenset[str]:

@@ -51,7 +51,8 @@ def test_prepared_shards_round_trip_and_are_reused(built, tmp_path):
 
 def test_unknown_dataset_lists_valid_names(tmp_path):
     with pytest.raises(
-        UnknownDataset, match="valid: imagefolder, imagenet, .*sample, tiny-imagenet"
+        UnknownDataset,
+        match="valid: imagefolder, imagenet, .*pysource, sample, text, tiny-imagenet",
     ):
         prepare(DataConfig(dataset="imagenot"), tmp_path)
 

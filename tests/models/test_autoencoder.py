@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from models.autoencoder import Autoencoder, ResidualBlock, parameter_counts
+from models.autoencoder import Autoencoder, ResidualBlock
 from models.config import ModelConfig
+from models.registry import parameter_counts
 
 
 @pytest.mark.parametrize("resolution", [32, 64])

@@ -282,3 +282,19 @@ def test_a_gpu_plan_on_a_machine_without_gpus_is_costed_from_flops_and_says_the_
     assert ": one trial needs 16 CPU and 4 GPU but the cluster has " in refusal
     assert refusal.endswith(" CPU and 0 GPU; lower resources.* or add nodes")
     assert no_ray == []
+
+
+def test_prepare_cuts_a_text_folder_and_names_the_skipped_files(workspace, capsys, no_ray):
+    root = workspace / "corpus"
+    root.mkdir()
+    for i in range(30):
+        (root / f"notes{i}.md").write_text(f"# note {i}\n" + "words and more words\n" * 20)
+    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    assert main(["prepare", "text", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "ovat: skipped logo.png: binary (holds a NUL byte)" in out
+    assert "windows of 129 bytes)" in out and "ovat: prepared: " in out
+    assert f"next: make sweep ABLATION=gpt-ffn DATASET=text ROOT={root}" in out
+    assert main(["prepare", "text", "--root", str(workspace / "nothing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert no_ray == []

@@ -133,3 +133,20 @@ def test_a_table_says_when_its_trials_ran_on_several_hardware_kinds():
     )
     assert kinds_text(rows[:2]) == ""
     assert kinds_text([TrialRow("vq", 0, "r", "FINISHED", 0.02, 10, 1)]) == ""  # not recorded
+
+
+def test_a_language_models_table_adds_bits_per_byte_beside_its_nats():
+    from sweeps.judge.ranking import in_bits_per_byte
+    from sweeps.judge.table import summary_markdown
+
+    rows = [row("ffn", s, loss) for s, loss in enumerate([2.5, 2.6])]
+    rows += [row("softvq", s, loss) for s, loss in enumerate([2.7, 2.8])]
+    table = rank(rows, "ffn")
+    assert "bits/byte" not in to_markdown(table, "images")  # the autoencoder's tables
+    in_bits = in_bits_per_byte(table)
+    assert [r.test_bits_per_byte for r in in_bits] == pytest.approx([2.55 / math.log(2),
+                                                                     2.75 / math.log(2)])  # fmt: skip
+    header, _, first = to_markdown(in_bits, "text").splitlines()[2:5]
+    assert "| ± std | bits/byte | min |" in header
+    assert f"| {2.55 / math.log(2):.4f} |" in first
+    assert "| bits/byte |" in summary_markdown(in_bits, "text").splitlines()[2]

@@ -124,3 +124,24 @@ def test_weights_hash_is_equal_exactly_when_weights_are_bit_identical():
     with torch.no_grad():
         b.decoder[-1].bias[0] += 1e-7
     assert audit.weights_hash(a) != audit.weights_hash(b)
+
+
+def test_transplant_into_a_gpt_replaces_every_blocks_ffn_slot_and_keeps_the_rest():
+    from models.config import ModelConfig
+    from models.registry import build_model
+
+    gpt = {"family": "gpt", "embed_dim": 16, "codebook_size": 32, "layers": 3, "heads": 2}
+    torch.manual_seed(0)
+    source = build_model(ModelConfig(bottleneck="ffn", **gpt))
+    softvq = ModelConfig(bottleneck="softvq", **gpt)
+    cfg = ExperimentConfig(model=softvq, data=DataConfig(dataset="pysource"))
+    target = transplant(source, cfg, seed=3)
+    before, after = source.state_dict(), target.state_dict()
+    outside = [k for k in after if ".bottleneck." not in k]
+    assert "blocks.2.ffn_norm.weight" in outside
+    assert all(torch.equal(before[k], after[k]) for k in outside)
+    for block in target.blocks:
+        assert not block.bottleneck.codebook.weight.requires_grad  # untrained, frozen, N(0, 1)
+        assert block.bottleneck.codebook.weight.std().item() == pytest.approx(1.0, abs=0.25)
+    with pytest.raises(ConfigError, match="model.family gpt reads text data"):
+        ExperimentConfig(model=softvq)

@@ -7,26 +7,23 @@ import torch
 from torch import nn
 
 
-class Reconstructor(nn.Module):
-    """Float images (B, 3, H, W) in [0, 1] -> their reconstruction; eval mode."""
+class OutputOnly(nn.Module):
+    """The wrapped model's output alone (its `.z`), in eval mode."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model.eval()
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images).z
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs).z
 
 
-class NextBytes(nn.Module):
-    """Byte ids (B, T), int64 -> next-byte logits (B, T, 256); eval mode."""
+class Reconstructor(OutputOnly):
+    """Float images (B, 3, H, W) in [0, 1] -> their reconstruction."""
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model.eval()
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model(tokens).z
+class NextBytes(OutputOnly):
+    """Byte ids (B, T), int64 -> next-byte logits (B, T, 256)."""
 
 
 EXPORTS = {"autoencoder": Reconstructor, "gpt": NextBytes}  # model.family -> wrapper

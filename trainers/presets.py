@@ -4,6 +4,12 @@ base (`preset:` in an ablation file, `PRESET=` on the command line).
 `tiny` is the debug model every test and benchmark smoke run uses (as torchtitan's debug model):
 seconds per trial on a CPU, the same code path as the real thing.
 
+`gpt` is the language model of `ABLATION=gpt-ffn` at a size a CPU trains in a minute a trial:
+4 blocks of width 64 (4 heads), FFN hidden width and codebook 256 (4 x d_model, as in GPT-2),
+2,048 windows of 65 bytes a split, batch 32, AdamW at 1e-3 (nanoGPT's rate for small character
+models; at the autoencoder's 3e-4, two epochs left every value near 3.84 nats, barely past the
+byte frequencies). It sets sizes only: the ablation file names the family and the text.
+
 `group` is the group's run as their code at MinVQVAE 712799c made it (docs/group.md lists every
 setting and every remaining difference): ImageNet squashed to 256 px, their random_split of
 official train (seed 1337) with official val as test, 4 workers x 256 images (DeepSpeed ZeRO-2
@@ -27,6 +33,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.epochs": 1,
         "train.batch_size": 32,
         "train.log_every": 0,
+    },
+    "gpt": {
+        "model.embed_dim": 64,  # d_model
+        "model.codebook_size": 256,  # the FFN's hidden width, and the VQs' codebook
+        "model.layers": 4,
+        "model.heads": 4,
+        "data.context": 64,
+        "data.limit": 2048,
+        "train.batch_size": 32,
+        "train.lr": 1e-3,
     },
     "group": {
         "model.bottleneck": "softvq",  # their "VQVAE"

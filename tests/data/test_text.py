@@ -95,3 +95,17 @@ def test_a_changed_corpus_is_prepared_again(tmp_path, capsys):
     prepare(cfg, tmp_path / "data")
     assert "changed since it was prepared" in capsys.readouterr().out
     assert is_prepared(cfg, tmp_path / "data")
+
+
+def test_a_streamed_batch_decodes_to_the_same_windows_as_the_in_memory_split(tmp_path):
+    import pyarrow.parquet as pq
+
+    from data.registry import layout
+    from data.shards import examples, shard_paths
+
+    cfg = config(corpus(tmp_path / "src"))
+    folder = prepare(cfg, tmp_path / "data")
+    table = pq.read_table(shard_paths(folder, "train")[0])
+    column = table.column("image").combine_chunks()
+    tail = column.slice(3)  # a batch that starts inside Arrow's buffer, as a stream's do
+    assert np.array_equal(examples(tail, layout(cfg)), read_split(folder, "train")[3:])

@@ -30,8 +30,8 @@ SHRUNK = {
 def gpt_sweep(ray_session, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gpt")
     ablation = ablations.load("gpt-ffn")
-    raw = {"base": dict(ablation.base), "vary": {"model.bottleneck": ["ffn", "softvq"]},
-           "baseline": "ffn", "seeds": 1}  # fmt: skip
+    raw = {"preset": ablation.preset, "base": dict(ablation.base),
+           "vary": {"model.bottleneck": ["ffn", "softvq"]}, "baseline": "ffn", "seeds": 1}  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
         patch.setenv("OVAT_RESULTS", str(folder / "results"))

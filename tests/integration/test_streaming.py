@@ -2,7 +2,10 @@
 under the session's Ray instance. On the prepared sample data, two are the same seed on one
 worker (they must repeat each other bit for bit), one runs on two workers over a split that
 does not divide among them (129 images: equal rows per worker, equal steps, no hang); the
-fourth streams a prepared `imagefolder` tree of real JPEGs."""
+fourth streams a prepared `imagefolder` tree of real JPEGs, the fifth the text windows of the
+language model (`pysource`, the tiny GPT)."""
+
+import math
 
 import pytest
 
@@ -38,7 +41,9 @@ def streamed_sweep(ray_session, prepared_tree, tmp_path_factory):
         {"data.dataset": "imagefolder", "data.root": str(root), "data.limit": 0,
          "train.batch_size": 16}
     )  # fmt: skip
+    text = base.with_overrides({"model.family": "gpt", "data.dataset": "pysource"})
     trials = (
+        Trial(value="text", seed=0, config=text),
         Trial(value="one", seed=0, config=base),
         Trial(value="again", seed=0, config=base),
         Trial(value="two", seed=0, config=two),
@@ -55,15 +60,19 @@ def streamed_sweep(ray_session, prepared_tree, tmp_path_factory):
 
 def test_streamed_trials_finish_and_are_ranked(streamed_sweep):
     published, client, runs, tree_images = streamed_sweep
-    assert {row.value for row in published.ranking} == {"one", "again", "two", "tree"}
+    assert {row.value for row in published.ranking} == {"one", "again", "two", "tree", "text"}
     for value, run in runs.items():
         assert run.info.status == "FINISHED", value
         assert run.data.params["data.stream"] == "on"
-        assert 0 < run.data.metrics["test_loss"] < 1
+        worst = math.log(256) if value == "text" else 1  # nats per byte; MSE of [0, 1] pixels
+        assert 0 < run.data.metrics["test_loss"] < worst
         assert run.data.metrics["audit.untrained_params"] == 0
     # 129 images in batches of 32: 4 steps per epoch on one worker (the last 1 image dropped)
     one = client.get_metric_history(runs["one"].info.run_id, "train_loss_step")
     assert sorted(m.step for m in one) == list(range(1, 4 * EPOCHS + 1))
+    # 129 text windows stream the same way: 4 steps of 32 an epoch
+    text = client.get_metric_history(runs["text"].info.run_id, "train_loss_step")
+    assert sorted(m.step for m in text) == list(range(1, 4 * EPOCHS + 1))
     # two workers get 64 rows each (one dropped to make them equal): 2 steps each per epoch
     two = client.get_metric_history(runs["two"].info.run_id, "train_loss_step")
     assert sorted(m.step for m in two) == list(range(1, 2 * EPOCHS + 1))

@@ -32,6 +32,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     """`make ui` starts with this line: the newest sweep's leaderboard, or SWEEP's."""
     from sweeps.publish import leaderboard
     from sweeps.publish.records import sweep_run
+    from sweeps.publish.summary import is_text
 
     if args.port:
         os.environ["OVAT_UI_PORT"] = args.port
@@ -42,9 +43,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
         print(
             f"ovat: sweep {sweep_id} has no value rows yet: `make rank SWEEP={sweep_id}` writes them"
         )
-    print(
-        f"ovat: leaderboard: {leaderboard.publish(leaderboard.values_view(sweep_id), experiment)}"
-    )
+    view = leaderboard.values_view(sweep_id, in_bytes=is_text(run))
+    print(f"ovat: leaderboard: {leaderboard.publish(view, experiment)}")
     print(f"ovat: trials: {leaderboard.publish(leaderboard.trials_view(sweep_id), experiment)}")
 
 

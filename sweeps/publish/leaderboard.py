@@ -37,6 +37,7 @@ VALUE_COLUMNS = (
     f"tags.`{keys.VERDICT}`",
     f"tags.`{keys.DECISION}`",
 )
+BITS = "metrics.`test_bits_per_byte`"
 DEFAULT_PORT = "5000"  # `make ui`'s
 WORKFLOW = "machine_learning"  # the UI's "Model training" mode
 
@@ -71,9 +72,11 @@ def runs_filter(sweep_id: str, role: str, value: str | None = None) -> str:
     return search + (f" and tags.`{keys.VALUE}` = '{value}'" if value is not None else "")
 
 
-def values_view(sweep_id: str) -> View:
-    """The ranking: one row per value, by mean test loss."""
-    return View(sweep_id, runs_filter(sweep_id, keys.ROLE_VALUE), MEAN, VALUE_COLUMNS)
+def values_view(sweep_id: str, in_bytes: bool = False) -> View:
+    """The ranking: one row per value, by mean test loss (in bits per byte beside it too, for a
+    language model's sweep)."""
+    columns = (*VALUE_COLUMNS[:2], BITS, *VALUE_COLUMNS[2:]) if in_bytes else VALUE_COLUMNS
+    return View(sweep_id, runs_filter(sweep_id, keys.ROLE_VALUE), MEAN, columns)
 
 
 def trials_view(sweep_id: str, value: str | None = None) -> View:

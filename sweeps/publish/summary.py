@@ -83,7 +83,7 @@ def publish(
     parents = [tracking.client().get_run(run_id) for run_id in parent_run_ids]
     rule = race_of(parents)
     table = ranking.rank(rows, baseline, rule)
-    if kind(parents[0].data.params.get("data.dataset", "sample")) == "text":
+    if is_text(parents[0]):
         table = ranking.in_bits_per_byte(table)
     name = "+".join(sweep_ids)
     title = f"{name}: test loss by {ablation} (baseline {baseline or 'none'})"
@@ -110,9 +110,15 @@ def publish(
         (results_dir() / "latest").write_text(sweep_ids[-1] + "\n")
     experiment = tracking.experiment_name(parents[-1].info.experiment_id)
     values.publish(table, sweep_ids, parents, experiment)
-    board = leaderboard.publish(leaderboard.values_view(sweep_ids[-1]), experiment)
+    view = leaderboard.values_view(sweep_ids[-1], in_bytes=is_text(parents[0]))
+    board = leaderboard.publish(view, experiment)
     trials = leaderboard.publish(leaderboard.trials_view(sweep_ids[-1]), experiment)
     return Published(name, table, markdown, paths, board, trials, title=title, trust=trust)
+
+
+def is_text(sweep_run) -> bool:
+    """Whether a sweep trained on text (a language model): its loss is also told in bits."""
+    return kind(sweep_run.data.params.get("data.dataset", "sample")) == "text"
 
 
 def race_of(parents: list):

@@ -1,6 +1,7 @@
 """The language-model family end to end: the gpt-ffn ablation's own file, shrunk, swept on the
 shared Ray instance; its ranking, registered model and follow-ups read back from MLflow."""
 
+import json
 import math
 
 import mlflow
@@ -46,7 +47,7 @@ def gpt_sweep(ray_session, tmp_path_factory):
 
 
 def test_the_sweep_ranks_in_nats_and_bits_per_byte_with_parameter_counts(gpt_sweep):
-    published, _, trials = gpt_sweep
+    published, client, trials = gpt_sweep
     rows = {r.value: r for r in published.ranking}
     assert set(rows) == {"ffn", "softvq"}
     for value, row in rows.items():
@@ -58,6 +59,10 @@ def test_the_sweep_ranks_in_nats_and_bits_per_byte_with_parameter_counts(gpt_swe
     assert rows["softvq"].params_bottleneck == 2 * 272
     assert "| ± std | bits/byte |" in published.markdown.splitlines()[2]
     assert "/#/experiments/" in published.leaderboard  # the value runs, best first
+    experiment = client.get_experiment_by_name("ovat-gpt-ffn")
+    key = published.leaderboard.split("viewStateShareKey=")[1]
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
+    assert "metrics.`test_bits_per_byte`" in view["selectedColumns"]
     methods = published.paths["methods"].read_text()
     assert "byte-level GPT of 2 blocks, width 8" in methods
     assert "windows of 33 bytes" in methods

@@ -81,15 +81,18 @@ def text_settings(cfg: DataConfig) -> dict:
     return {"dataset": cfg.dataset, "context": cfg.context, "root": root, "seed": cfg.split_seed}
 
 
+def settings_digest(settings: dict) -> str:
+    """8 hex digits that tell prepared folders of other settings apart."""
+    return hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:8]
+
+
 def prepared_folder(cfg: DataConfig, data_dir: Path) -> Path:
     if kind(cfg.dataset) == "text":  # one folder per corpus, window and split seed
-        key = repr(sorted(text_settings(cfg).items()))
-        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        digest = settings_digest(text_settings(cfg))
         return Path(data_dir) / f"{cfg.dataset}-{cfg.context}tok-{digest}"
     name = f"{cfg.dataset}-{cfg.resolution}px"
     if cfg.dataset in LAYOUTS:  # one folder per source root and split protocol
-        key = repr(sorted(source_settings(cfg).items()))
-        name += "-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+        name += "-" + settings_digest(source_settings(cfg))
     return Path(data_dir) / name
 
 

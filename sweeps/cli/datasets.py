@@ -9,10 +9,11 @@ from data.splits import SPLITS
 from models.bottlenecks import BOTTLENECKS
 from sweeps.cli.common import Command, add_data_options, data_shortcuts
 from sweeps.define import ablation as ablations
-from trainers.config import ExperimentConfig
+from trainers.config import FAMILY_DATA, ExperimentConfig
 from trainers.paths import check_writable, data_dir
 from trainers.presets import PRESETS
 
+READER = {data: family for family, data in FAMILY_DATA.items()}  # data kind -> model.family
 # What a prepared variant's examples are, and the sweep that reads them, by the data's kind.
 EXAMPLES = {
     "image": lambda data: f"images at {data.resolution} px",
@@ -30,8 +31,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     """Decode a variant once into Parquet shards, in parallel on the Ray cluster."""
     shortcuts = {**data_shortcuts(args), "data.protocol": args.protocol,
                  "data.split_seed": args.split_seed}  # fmt: skip
-    if args.dataset in DATASETS and kind(args.dataset) == "text":  # what reads it: the GPT
-        shortcuts["model.family"] = "gpt"
+    shortcuts["model.family"] = READER[kind(args.dataset)]  # the family that reads this data
     cfg = ExperimentConfig().with_overrides({k: v for k, v in shortcuts.items() if v is not None})
     check_writable(data_dir(), "data folder")
     from data.registry import is_prepared, prepare

@@ -7,7 +7,6 @@ import io
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.utils import make_grid
 
 from data.config import DataConfig
 from data.masking import apply_mask
@@ -16,7 +15,7 @@ from trainers.keys import PREVIEW_FILE
 from trainers.transfer import to_unit
 
 PREVIEW_IMAGES = 8  # the first test images (in the split's stored order)
-PADDING = 2  # pixels between the grid's tiles (make_grid's)
+PADDING = 2  # pixels between the grid's tiles (torchvision's make_grid's)
 ROWS = ("original", "masked input", "reconstruction")
 
 
@@ -42,11 +41,26 @@ def reconstruction_grid(
         recon = model(masked).z.float().clamp(0, 1)
     rows = torch.cat([original.float(), masked.float(), recon]).cpu()  # (3N, 3, H, W)
     rows = F.interpolate(rows, scale_factor=scale_for(images.shape[-1]), mode="nearest")
-    grid = make_grid(rows, nrow=len(images), padding=PADDING, pad_value=1.0)
+    grid = tiled(rows, per_row=len(images), padding=PADDING, pad_value=1.0)
     pixels = (grid * 255).round().byte().permute(1, 2, 0).numpy()  # (H, W, 3)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def tiled(tiles: torch.Tensor, per_row: int, padding: int, pad_value: float) -> torch.Tensor:
+    """(C, H', W'): the (N, C, H, W) tiles in rows of `per_row`, `padding` pixels around each,
+    as torchvision's make_grid lays them out. Not imported from there: torchvision pulls in
+    torch._dynamo, ~3 s of every trial worker's start on a 2-core machine."""
+    count, channels, height, width = tiles.shape
+    across = min(per_row, count)
+    down = -(-count // across)
+    cell_h, cell_w = height + padding, width + padding
+    grid = tiles.new_full((channels, cell_h * down + padding, cell_w * across + padding), pad_value)
+    for index, tile in enumerate(tiles):
+        top, left = (index // across) * cell_h + padding, (index % across) * cell_w + padding
+        grid[:, top : top + height, left : left + width] = tile
+    return grid
 
 
 def grid_row(image: Image.Image, row: int) -> Image.Image:

@@ -158,6 +158,10 @@ bench-epochs: setup ## how far the default sweep must train: val loss, ranking m
 bench-scale: setup ## make rank, pooled ranks and make diff over sweeps of TRIALS trial runs (10000 unless given) written straight into a store
 	$(BIN)/python -m bench scale $(if $(filter command line,$(origin TRIALS)),--trials $(TRIALS))
 
+bench-tracking: setup ## the driver logging 4,000 trials' results (once a minute each, over TRIALS=400 runs) into an mlflow server on PostgreSQL (Debian's postgresql), with a 60 s server pause (~15 min)
+	@$(BIN)/python -c "import psycopg2" 2>/dev/null || $(BIN)/python -m pip install -q 'psycopg2-binary>=2.9'
+	$(BIN)/python -m bench tracking $(if $(filter command line,$(origin TRIALS)),--trials $(TRIALS)) $(if $(PAUSE_S),--pause-s $(PAUSE_S)) $(if $(STEADY_S),--steady-s $(STEADY_S))
+
 bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling overhead per trial (CPUS=0.5)
 	$(BIN)/python -m bench load --trials $(TRIALS) $(if $(CPUS),--cpus $(CPUS))
 

@@ -70,12 +70,19 @@ def scale(args: argparse.Namespace) -> list[output.Row]:
     return scale_rows(args.trials)
 
 
+def tracking(args: argparse.Namespace) -> list[output.Row]:
+    from bench.tracking_scale import tracking_rows
+
+    return tracking_rows(vars(args))
+
+
 BENCHMARKS = {
     "load": load,
     "all": everything,
     "streaming": streaming,
     "startup": startup,
     "scale": scale,
+    "tracking": tracking,
 }
 
 
@@ -88,11 +95,21 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("streaming", help="the streamed train split against the in-memory one")
     p = sub.add_parser("scale", help="make rank, pooled ranks and make diff over many trial runs")
     p.add_argument("--trials", type=int, default=10_000, help="trial runs in the large sweep")
+    p = sub.add_parser("tracking", help="logging of many reporting trials into PostgreSQL")
+    p.add_argument("--trials", type=int, help="trial runs the results go to (400)")
+    p.add_argument("--rate", type=float, help="results/s needed (66.7: 4,000 trials, 1/min)")
+    p.add_argument("--points", type=int, help="per-step losses per result (100)")
+    p.add_argument("--steady-s", type=float, help="seconds measured at the steady rate (120)")
+    p.add_argument("--pause-s", type=float, help="seconds the server is paused (60)")
+    p.add_argument("--workers", type=int, help="the tracking server's workers (4)")
     sub.add_parser("startup", help="the default sweep at one epoch against a plain Tune script")
     p = sub.add_parser("all", help="every benchmark row in one run (make bench)")
     p.add_argument("--trials", type=int, default=8, help="1-CPU trials for the packing rows")
     p.add_argument("--images", type=int, default=3000, help="JPEGs for the data row")
     args = parser.parse_args(argv)
+    for name, value in vars(args).items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            parser.error(f"{args.name}: --{name.replace('_', '-')} must be > 0, got {value}")
     if args.name == "scale" and args.trials < 10 * VALUES:  # its small sweep: one seed a value
         parser.error(f"scale: --trials must be >= {10 * VALUES}, got {args.trials}")
     store().mkdir(parents=True, exist_ok=True)

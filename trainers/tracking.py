@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import mlflow
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from trainers import keys
@@ -87,7 +88,12 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 def experiment_id(name: str) -> str:
     existing = client().get_experiment_by_name(name)
     if existing is None:
-        return client().create_experiment(name, tags=dict([EXPERIMENT_KIND]))
+        try:
+            return client().create_experiment(name, tags=dict([EXPERIMENT_KIND]))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            existing = client().get_experiment_by_name(name)  # a concurrent writer made it
     if existing.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
         client().set_experiment_tag(existing.experiment_id, *EXPERIMENT_KIND)
     return existing.experiment_id
@@ -224,6 +230,31 @@ def log_metrics(
     items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
     for start in range(0, len(items), BATCH):
         client().log_batch(run_id, metrics=items[start : start + BATCH])
+
+
+BATCH_ENTITIES = 1000  # log_batch: metrics, params and tags together, tags at most BATCH
+
+
+def log_result(
+    run_id: str,
+    metrics: dict[str, float],
+    step: int,
+    timestamp_ms: int,
+    points: list | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """A trial's reported result in one log_batch where it fits (its tags, its per-step
+    `points` [[name, step, value], ...] and its metrics at `step`), so the driver makes one
+    request per result, not three: a tracking server answers each in tens of milliseconds.
+    MLflow writes one batch in one transaction, so a reader sees the result whole."""
+    items = [Metric(n, float(v), timestamp_ms, int(at)) for n, at, v in points or ()]
+    items += [Metric(k, float(v), timestamp_ms, step) for k, v in metrics.items()]
+    labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    while items or labels:
+        batch_tags, labels = labels[:BATCH], labels[BATCH:]
+        room = BATCH_ENTITIES - len(batch_tags)
+        client().log_batch(run_id, metrics=items[:room], tags=batch_tags)
+        items = items[room:]
 
 
 def log_metric_points(run_id: str, points: list, timestamp_ms: int) -> None:

@@ -19,10 +19,11 @@ from sweeps.cli.common import (
 from sweeps.define import ablation as ablations
 from sweeps.define.cost import parse_gap
 from sweeps.define.plan import SweepPlan, new_sweep_id
-from sweeps.run.waits import waits
+from sweeps.run.waits import tracking_writers, waits
 from trainers.config import ConfigError, ExperimentConfig
 from trainers.paths import results_dir
 from trainers.presets import PRESETS
+from trainers.tracking import tracking_uri
 
 
 def build_plan(ablation: ablations.Ablation, args: argparse.Namespace) -> SweepPlan:
@@ -94,6 +95,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     waits()  # a bad OVAT_*_S value is one line now, not a traceback inside Tune's loop later
+    tracking_writers(tracking_uri())
     ablation = ablations.load(args.ablation)
     if ablation.probe is not None:
         return sweep_probe(ablation, sweep_overrides(args), args)

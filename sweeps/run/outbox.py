@@ -5,7 +5,9 @@ The sweep's callback hands every write for a trial to an `Outbox` instead of cal
 A sweep's outbox delivers from a courier thread of its own (`background=True`): Tune's event
 loop only queues a write (one append to `results/<sweep_id>/outbox.jsonl`) and never waits on
 the network; once Tune's callback waited 24 s per event on a dead server, and no trial's result
-moved meanwhile. One thread delivers, in order, so the order of writes per run is kept. When the
+moved meanwhile. One thread delivers, in order; to a tracking server it sends up to `writers`
+writes at once, each to another run, so the order of writes per run is kept while a server's
+tens of milliseconds per request overlap (docs/cluster.md, "At scale"). When the
 store is unreachable, trials keep training; the writes stay queued in that file, and the queue
 is retried every `RETRY_EVERY_S`. The sweep waits for the store before it builds the ranking,
 and a resume delivers a queue a killed driver left.
@@ -20,6 +22,7 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,18 +30,20 @@ from mlflow.exceptions import MlflowException
 
 from sweeps.run.outages import is_outage, say
 from sweeps.run.trial_writes import WRITES
-from sweeps.run.waits import waits
+from sweeps.run.waits import tracking_writers, waits
 from trainers import tracking
 
 OUTBOX_FILE = "outbox.jsonl"  # results/<sweep_id>/outbox.jsonl, present only while writes wait
 REJECTED_FILE = "outbox-rejected.jsonl"  # writes the store refused (a bug, not an outage)
 RETRY_EVERY_S = 10.0  # while the store is down: how often an event retries the queue
+LOOK_AHEAD = 8  # writes read per writer to fill a window (a trial's open, params, dataset...)
 
 
 @dataclass
 class Outbox:
     folder: Path  # results/<sweep_id>
     background: bool = False  # a courier thread delivers; writers only queue
+    writers: int = 1  # writes in flight at once, each to another run (see `window`)
     pending: list[dict] = field(default_factory=list)
     runs: dict[str, str] = field(default_factory=dict)  # run_key(key tags) -> MLflow run id
     down_since: float | None = None
@@ -51,6 +56,7 @@ class Outbox:
         self.wake, self.stopping = threading.Event(), threading.Event()
         self.courier: threading.Thread | None = None
         self.unkept = False  # a write could not be appended to the file
+        self.pool: ThreadPoolExecutor | None = None
 
     @property
     def path(self) -> Path:
@@ -108,6 +114,9 @@ class Outbox:
         self.wake.set()
         if self.courier is not None:
             self.courier.join(timeout)
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+            self.pool = None
 
     def resting(self) -> bool:
         """Down, and not yet time to retry."""
@@ -122,7 +131,8 @@ class Outbox:
             self.pending = read_entries(self.path) + self.pending
 
     def flush(self, force: bool = False) -> bool:
-        """Deliver queued writes in order until one fails for an outage; True when none wait.
+        """Deliver queued writes in order (per run) until one fails for an outage; True when
+        none wait.
         Writers may queue meanwhile: only this method removes entries, from the front."""
         with self.delivering:
             with self.lock:
@@ -131,16 +141,9 @@ class Outbox:
                     return True
                 if not force and self.resting():
                     return False
-            while entry := self.head():
-                try:
-                    self.deliver(entry)
-                except (MlflowException, OSError, LookupError) as error:  # requests' are OSErrors
-                    if is_outage(error):
-                        self.went_down(error)
-                        break
-                    self.reject(entry, error)
-                with self.lock:
-                    self.pending.pop(0)
+            while window := self.window():
+                if not self.deliver_window(window):
+                    break
             with self.lock:
                 if not self.pending and self.down_since is not None:
                     down_for = time.monotonic() - self.down_since
@@ -149,9 +152,56 @@ class Outbox:
                 self.save()
                 return not self.pending
 
-    def head(self) -> dict | None:
+    def window(self) -> list[dict]:
+        """Up to `writers` writes from the head that may go at once: each run's first waiting
+        write (its later ones wait for it, so a run's writes keep their order), except an
+        "open" whose parent run is itself still waiting to be opened, and one write per
+        dataset (see `touches`)."""
         with self.lock:
-            return self.pending[0] if self.pending else None
+            head = self.pending[: self.writers * LOOK_AHEAD]
+        window, waiting, opening = [], set(), set()
+        for entry in head:
+            held = touches(entry)
+            parent = entry.get("parent_key")
+            if not held & waiting and not (parent and run_key(parent) in opening):
+                window.append(entry)
+            waiting |= held
+            if entry["op"] == "open":
+                opening.add(run_key(entry["key_tags"]))
+            if len(window) == self.writers:
+                break
+        return window
+
+    def deliver_window(self, window: list[dict]) -> bool:
+        """Deliver a window's writes, side by side when there are several; the delivered and
+        the refused leave the queue, an outage's stay at their places. False on an outage."""
+        if len(window) == 1:
+            errors = [self.attempt(window[0])]
+        else:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(self.writers, thread_name_prefix="ovat-outbox")
+            errors = list(self.pool.map(self.attempt, window))
+        outage = next((e for e in errors if e is not None and is_outage(e)), None)
+        done = []
+        for entry, error in zip(window, errors, strict=True):
+            if error is not None and is_outage(error):
+                continue
+            if error is not None:
+                self.reject(entry, error)
+            done.append(entry)
+        with self.lock:
+            for entry in done:
+                self.pending.remove(entry)
+        if outage is not None:
+            self.went_down(outage)
+        return outage is None
+
+    def attempt(self, entry: dict) -> Exception | None:
+        try:
+            self.deliver(entry)
+        except (MlflowException, OSError, LookupError) as error:  # requests' are OSErrors
+            return error
+        return None
 
     def deliver(self, entry: dict) -> None:
         fields = {k: v for k, v in entry.items() if k not in ("op", "key_tags")}
@@ -246,6 +296,16 @@ def run_key(key_tags: dict) -> str:
     return json.dumps(sorted(key_tags.items()))
 
 
+def touches(entry: dict) -> set[str]:
+    """What a write changes that another write may change at the same time: its run, and the
+    dataset it logs (MLflow inserts a dataset once per experiment: two trials' first inputs of
+    one dataset sent at once collided on PostgreSQL's unique key and one was refused)."""
+    held = {run_key(entry["key_tags"])}
+    if entry["op"] == "dataset":
+        held.add(json.dumps(["dataset", entry.get("name"), entry.get("digest")]))
+    return held
+
+
 SWEEP_OUTBOXES: dict[Path, Outbox] = {}
 
 
@@ -253,7 +313,8 @@ def sweep_outbox(folder: Path) -> Outbox:
     """The process's one outbox of a sweep folder: one courier per queue file, writes in order."""
     folder = Path(folder).resolve()
     if folder not in SWEEP_OUTBOXES:
-        SWEEP_OUTBOXES[folder] = Outbox(folder, background=True)
+        writers = tracking_writers(tracking.tracking_uri())
+        SWEEP_OUTBOXES[folder] = Outbox(folder, background=True, writers=writers)
     return SWEEP_OUTBOXES[folder]
 
 

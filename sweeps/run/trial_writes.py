@@ -33,13 +33,15 @@ def fail(run_id: str, reason: str) -> None:
 
 
 # What each queued write does to its trial's run ("open" creates the run and comes first; its
-# params are a write of their own, so an outage between the two loses neither).
+# params are a write of their own, so an outage between the two loses neither). "points" and a
+# result's "tags" were written apart before "result": a queue a driver left is still delivered.
 WRITES: dict[str, Callable[..., None]] = {
     "params": tracking.log_params,
     "dataset": tracking.log_dataset,
     "metrics": tracking.log_metrics,
     "points": tracking.log_metric_points,
     "tags": tracking.set_tags,
+    "result": tracking.log_result,  # a trial's reported result: one request
     "complete": complete,
     "fail": fail,
 }

@@ -41,3 +41,19 @@ def seconds(variable: str, default: float) -> float:
 def waits() -> Waits:
     """The environment's waits; ConfigError names the first bad variable."""
     return Waits(**{field: seconds(name, default) for name, (field, default) in VARIABLES.items()})
+
+
+WRITERS_VARIABLE = "OVAT_TRACKING_WRITERS"
+
+
+def tracking_writers(uri: str) -> int:
+    """How many writes the outbox delivers at once: OVAT_TRACKING_WRITERS, else 8 to a tracking
+    server (each request waits tens of milliseconds on the server; one at a time, a driver
+    delivered 8 results/s to a PostgreSQL-backed server, docs/cluster.md) and 1 to a local
+    store (SQLite takes one writer at a time)."""
+    raw = os.environ.get(WRITERS_VARIABLE, "").strip()
+    if not raw:
+        return 8 if uri.startswith(("http://", "https://")) else 1
+    if not (raw.isdigit() and 1 <= int(raw) <= 64):
+        raise ConfigError(f"{WRITERS_VARIABLE}={raw!r} is not a whole number from 1 to 64")
+    return int(raw)

@@ -177,3 +177,21 @@ def test_a_second_plan_of_the_ablation_costs_it_from_the_first_sweep(in_sweep_st
     assert "2 seeds a value detect a gap in test loss of " in resolution
     assert "from 1 earlier sweeps of pair (4 trials)" in resolution
     assert any(line.startswith("ovat: GAP=0.01 needs ") for line in lines)
+
+
+def test_the_logging_bench_reports_what_a_real_trial_reports(pair_sweep):
+    """bench/tracking_load.py simulates trials' results: its names must be a real trial's."""
+    from bench.tracking_load import EPOCH_METRICS, FINAL_METRICS, FIRST_METRICS, PLACEMENT_TAGS
+
+    _, _, runs, _ = pair_sweep
+    trial = next(
+        r
+        for r in runs
+        if r.data.tags.get("ovat.role") == "trial" and r.data.tags["ovat.value"] == "vq"
+    )
+    simulated = {*EPOCH_METRICS, *FIRST_METRICS, *FINAL_METRICS, "train_loss_step"}
+    assert set(trial.data.metrics) == simulated
+    placement = {
+        k.removeprefix("placement.") for k in trial.data.tags if k.startswith("placement.")
+    }
+    assert placement == set(PLACEMENT_TAGS)

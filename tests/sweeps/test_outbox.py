@@ -329,3 +329,90 @@ def test_the_end_of_a_sweep_waits_through_an_outage_but_not_through_a_refusal():
 
     with pytest.raises(MlflowException, match="connection refused"):
         through_outages(down, wait_s=0, poll_s=0)  # past the wait: the outage's own error
+
+
+class SlowClient:
+    """The real client, with a tracking server's wait before each log_batch (the store itself,
+    SQLite, takes one writer at a time); counts the calls in flight together."""
+
+    def __init__(self, real):
+        import threading
+
+        self.real, self.lock, self.in_flight, self.most = real, threading.Lock(), 0, 0
+
+    def __getattr__(self, name):
+        attribute = getattr(self.real, name)
+        if name != "log_batch":
+            return attribute
+
+        def call(*args, **kwargs):
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            time.sleep(0.05)
+            with self.lock:
+                self.in_flight -= 1
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+def test_writes_to_different_runs_go_side_by_side_and_each_runs_stay_in_order(
+    tmp_path, monkeypatch
+):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    slow = SlowClient(tracking.client())
+    monkeypatch.setattr(tracking, "client", lambda: slow)
+    outbox = Outbox(tmp_path / "results" / "s1", writers=4)
+    trials = [{"ovat.sweep_id": "s1", "ovat.trial_key": f"vq/s{seed}"} for seed in range(6)]
+    for key_tags in trials:
+        outbox.open_run(key_tags, experiment="e", name="vq", tags=key_tags, params={"a": 1})
+    outbox.down_since, outbox.next_try = time.monotonic(), time.monotonic() + 60  # queue only
+    for epoch in (1, 2, 3):
+        for key_tags in trials:
+            outbox.write(
+                "result", key_tags, metrics={"val_loss": 1 / epoch}, step=epoch,
+                timestamp_ms=epoch, points=[["train_loss_step", epoch, 0.5]],
+                tags={"placement.pid": str(epoch)},
+            )  # fmt: skip
+    slow.most = 0
+    assert outbox.flush(force=True)
+    assert slow.most > 1  # several results in flight at once
+    client = MlflowClient(uri)
+    for key_tags in trials:
+        runs = client.search_runs(["1"], f"tags.`ovat.trial_key` = '{key_tags['ovat.trial_key']}'")
+        [run] = runs
+        assert run.data.tags["placement.pid"] == "3"  # the last epoch's tag wrote last
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert sorted(m.step for m in history) == [1, 2, 3]
+        assert len(client.get_metric_history(run.info.run_id, "train_loss_step")) == 3
+
+
+def test_a_window_takes_each_runs_first_write_and_no_child_before_its_parents_open(tmp_path):
+    outbox = Outbox(tmp_path, writers=4)
+    value, a, b = ({"ovat.key": k} for k in ("value", "a", "b"))
+    outbox.pending = [
+        {"op": "open", "key_tags": value},
+        {"op": "params", "key_tags": value},
+        {"op": "open", "key_tags": a, "parent_key": value},  # waits: its parent is not open
+        {"op": "open", "key_tags": b},
+        {"op": "params", "key_tags": b},  # waits for b's open
+        {"op": "tags", "key_tags": {"ovat.key": "c"}},
+        {"op": "tags", "key_tags": {"ovat.key": "d"}},
+        {"op": "tags", "key_tags": {"ovat.key": "e"}},  # past the 4 writers
+    ]
+    data = {"op": "dataset", "name": "sample-32px", "digest": "7b9b"}
+    outbox.pending += [{**data, "key_tags": {"ovat.key": k}} for k in ("f", "g")]
+    outbox.loaded = True
+    first = outbox.window()
+    assert [e["op"] for e in first] == ["open", "open", "tags", "tags"]
+    assert [e["key_tags"]["ovat.key"] for e in first] == ["value", "b", "c", "d"]
+    outbox.pending = [e for e in outbox.pending if e not in first]
+    second = outbox.window()  # the value run is open now: a may open under it
+    assert [(e["op"], e["key_tags"]["ovat.key"]) for e in second] == [
+        ("params", "value"), ("open", "a"), ("params", "b"), ("tags", "e"),
+    ]  # fmt: skip
+    outbox.pending = [e for e in outbox.pending if e not in second]
+    third = outbox.window()  # one dataset input at a time: MLflow inserts the dataset once
+    assert [(e["op"], e["key_tags"]["ovat.key"]) for e in third] == [("dataset", "f")]

@@ -40,3 +40,25 @@ def test_a_sweep_with_a_bad_wait_stops_in_one_line_before_ray(
         "ovat: error: OVAT_TRACKING_WAIT_S='ten' is not a number of seconds above 0 (unset: 600)\n"
     )
     assert no_ray == []
+
+
+def test_the_outbox_writes_side_by_side_only_to_a_server_unless_told(monkeypatch):
+    from sweeps.run.waits import tracking_writers
+
+    monkeypatch.delenv("OVAT_TRACKING_WRITERS", raising=False)
+    assert tracking_writers("http://127.0.0.1:5000") == tracking_writers("https://m.org") == 8
+    assert tracking_writers("sqlite:///mlflow.db") == 1  # SQLite takes one writer at a time
+    monkeypatch.setenv("OVAT_TRACKING_WRITERS", "3")
+    assert tracking_writers("http://127.0.0.1:5000") == tracking_writers("sqlite:///x.db") == 3
+
+
+@pytest.mark.parametrize("raw", ["0", "65", "two", "-1", "1.5"])
+def test_a_bad_writer_count_stops_a_sweep_in_one_line_before_ray(
+    raw, workspace, monkeypatch, capsys, no_ray
+):
+    monkeypatch.setenv("OVAT_TRACKING_WRITERS", raw)
+    assert main(["sweep", "bottleneck"]) == 2
+    assert capsys.readouterr().err == (
+        f"ovat: error: OVAT_TRACKING_WRITERS={raw!r} is not a whole number from 1 to 64\n"
+    )
+    assert no_ray == []

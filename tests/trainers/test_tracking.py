@@ -36,3 +36,34 @@ def test_every_matching_run_is_returned_past_the_first_page_oldest_first(tmp_pat
     assert [r.info.run_id for r in tracking.sweep_runs("big")] == made
     follow_ups = [store.create_run("0", tags={keys.SOURCE_RUN: m}).info.run_id for m in made]
     assert sorted(r.info.run_id for r in tracking.runs_with_source()) == sorted(follow_ups)
+
+
+def test_a_result_lands_whole_in_as_few_requests_as_the_batch_limits_allow(tmp_path, monkeypatch):
+    """One request per result (tags, per-step points, metrics) where it fits; past MLflow's
+    limits (1,000 entities, 100 tags a batch) it is split, and nothing is dropped."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    store = MlflowClient(uri)
+    calls = []
+    real = MlflowClient.log_batch
+    monkeypatch.setattr(
+        MlflowClient, "log_batch", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
+    small, large = (store.create_run("0").info.run_id for _ in range(2))
+    points = [["train_loss_step", s, s / 10] for s in range(1, 101)]
+    tracking.log_result(small, {"val_loss": 0.5}, 3, 1000, points, {"placement.pid": "7"})
+    assert len(calls) == 1
+    run = store.get_run(small)
+    assert run.data.metrics["val_loss"] == 0.5 and run.data.tags["placement.pid"] == "7"
+    history = store.get_metric_history(small, "train_loss_step")
+    assert sorted(m.step for m in history) == list(range(1, 101))
+    assert [m.step for m in store.get_metric_history(small, "val_loss")] == [3]
+    calls.clear()
+    points = [["train_loss_step", s, 1.0] for s in range(1500)]
+    tags = {f"t{i}": str(i) for i in range(120)}
+    tracking.log_result(large, {"val_loss": 0.25}, 1, 1000, points, tags)
+    assert len(calls) == 2  # 100 tags + 900 points, then 20 tags + 600 points + 1 metric
+    run = store.get_run(large)
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("t")} == tags
+    assert len(store.get_metric_history(large, "train_loss_step")) == 1500
+    assert run.data.metrics["val_loss"] == 0.25

@@ -143,6 +143,8 @@ def refresh(blocks: list[Quoted]) -> None:
 
         def replace(match: re.Match, folder: Path = path.parent) -> str:
             keep = match["keep"].strip()
+            if match["command"].strip() not in outputs:  # not picked by --only: as it was
+                return match.group(0)
             if keep.startswith("picture "):
                 name = keep.split()[1]
                 link = os.path.relpath(ROOT / "docs" / name, folder)

@@ -31,12 +31,12 @@ from mlflow.exceptions import MlflowException
 from sweeps.run.outages import is_outage, say
 from sweeps.run.trial_writes import WRITES
 from sweeps.run.waits import tracking_writers, waits
+from sweeps.run.write_order import LOOK_AHEAD, next_window, run_key
 from trainers import tracking
 
 OUTBOX_FILE = "outbox.jsonl"  # results/<sweep_id>/outbox.jsonl, present only while writes wait
 REJECTED_FILE = "outbox-rejected.jsonl"  # writes the store refused (a bug, not an outage)
 RETRY_EVERY_S = 10.0  # while the store is down: how often an event retries the queue
-LOOK_AHEAD = 8  # writes read per writer to fill a window (a trial's open, params, dataset...)
 
 
 @dataclass
@@ -153,24 +153,9 @@ class Outbox:
                 return not self.pending
 
     def window(self) -> list[dict]:
-        """Up to `writers` writes from the head that may go at once: each run's first waiting
-        write (its later ones wait for it, so a run's writes keep their order), except an
-        "open" whose parent run is itself still waiting to be opened, and one write per
-        dataset (see `touches`)."""
         with self.lock:
             head = self.pending[: self.writers * LOOK_AHEAD]
-        window, waiting, opening = [], set(), set()
-        for entry in head:
-            held = touches(entry)
-            parent = entry.get("parent_key")
-            if not held & waiting and not (parent and run_key(parent) in opening):
-                window.append(entry)
-            waiting |= held
-            if entry["op"] == "open":
-                opening.add(run_key(entry["key_tags"]))
-            if len(window) == self.writers:
-                break
-        return window
+        return next_window(head, self.writers)
 
     def deliver_window(self, window: list[dict]) -> bool:
         """Deliver a window's writes, side by side when there are several; the delivered and
@@ -288,22 +273,6 @@ class Outbox:
                     f"({len(self.pending)} writes waiting; OVAT_TRACKING_WAIT_S sets the limit)"
                 )
             time.sleep(poll_s)
-
-
-def run_key(key_tags: dict) -> str:
-    """A run's key in the queue: its key tags (a trial's sweep and trial key, a value run's
-    sweep and value), in one order."""
-    return json.dumps(sorted(key_tags.items()))
-
-
-def touches(entry: dict) -> set[str]:
-    """What a write changes that another write may change at the same time: its run, and the
-    dataset it logs (MLflow inserts a dataset once per experiment: two trials' first inputs of
-    one dataset sent at once collided on PostgreSQL's unique key and one was refused)."""
-    held = {run_key(entry["key_tags"])}
-    if entry["op"] == "dataset":
-        held.add(json.dumps(["dataset", entry.get("name"), entry.get("digest")]))
-    return held
 
 
 SWEEP_OUTBOXES: dict[Path, Outbox] = {}

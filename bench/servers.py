@@ -71,11 +71,8 @@ class TrackingServer:
     """`mlflow server` on 127.0.0.1 in a process group of its own (its workers with it), so it
     can be paused (SIGSTOP), resumed and timed as a whole."""
 
-    def __init__(
-        self, folder: Path, backend_uri: str, workers: int = 4, options: tuple[str, ...] = ()
-    ):
+    def __init__(self, folder: Path, backend_uri: str, workers: int = 4):
         self.folder, self.backend_uri, self.workers = folder, backend_uri, workers
-        self.options = options  # more `mlflow server` options
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -84,7 +81,7 @@ class TrackingServer:
         mlflow_bin = Path(sys.executable).with_name("mlflow")
         command = [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--workers", str(self.workers), "--backend-store-uri", self.backend_uri]
-        command += ["--artifacts-destination", str(self.folder / "artifacts"), *self.options]
+        command += ["--artifacts-destination", str(self.folder / "artifacts")]
         log = open(self.folder / "mlflow-server.log", "a")  # noqa: SIM115 (the child owns it)
         self.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -128,34 +125,35 @@ def cpu_s(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime + stime
 
 
-def processes() -> dict[int, tuple[int, int, float]]:
-    """Every process: pid -> (parent pid, process group, CPU seconds used)."""
+def processes() -> dict[int, tuple[int, float]]:
+    """Every process: pid -> (parent pid, CPU seconds used)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 fields = stat_fields(f"{entry}/stat")
-                found[int(entry.name)] = (int(fields[1]), int(fields[2]), cpu_s(fields))
+                found[int(entry.name)] = (int(fields[1]), cpu_s(fields))
     return found
 
 
-def tree_cpu_s(root: int, table: dict[int, tuple[int, int, float]] | None = None) -> float:
+def tree_cpu_s(root: int, table: dict[int, tuple[int, float]] | None = None) -> float:
     """CPU seconds of a process and every live descendant (an exited child's are not counted,
     so sample trees whose workers live as long as the measurement)."""
     table = processes() if table is None else table
     children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in table.items():
+    for pid, (parent, _) in table.items():
         children.setdefault(parent, []).append(pid)
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
-        total += table.get(pid, (0, 0, 0.0))[2]
+        total += table.get(pid, (0, 0.0))[1]
         todo += children.get(pid, [])
     return total
 
 
-def rss_mib(pid: int | None = None) -> float:
-    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+def rss_mib() -> float:
+    """This process's resident memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0

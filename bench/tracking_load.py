@@ -286,5 +286,4 @@ class LoadRun:
             "backlog_at_resume": resumed.waiting,
             "lag_max_paused_s": max(s.lag_s for s in during + after),
             "catch_up_s": catch_up_s if caught_up else math.inf,
-            "catch_up_per_s": delivered(resumed, after[-1]),
         }

@@ -257,14 +257,6 @@ def log_result(
         items = items[room:]
 
 
-def log_metric_points(run_id: str, points: list, timestamp_ms: int) -> None:
-    """[[name, step, value], ...]: a metric's history at many steps (per-step losses) in a few
-    batched calls instead of one call per step."""
-    items = [Metric(name, float(value), timestamp_ms, int(step)) for name, step, value in points]
-    for start in range(0, len(items), BATCH * 10):  # log_batch takes up to 1000 metrics
-        client().log_batch(run_id, metrics=items[start : start + BATCH * 10])
-
-
 def set_tags(run_id: str, tags: dict[str, str]) -> None:
     client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 

@@ -133,7 +133,7 @@ class Outbox:
     def flush(self, force: bool = False) -> bool:
         """Deliver queued writes in order (per run) until one fails for an outage; True when
         none wait.
-        Writers may queue meanwhile: only this method removes entries, from the front."""
+        Writers may queue meanwhile: only this method removes entries, from the head."""
         with self.delivering:
             with self.lock:
                 self.load()
@@ -166,10 +166,10 @@ class Outbox:
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(self.writers, thread_name_prefix="ovat-outbox")
             errors = list(self.pool.map(self.attempt, window))
-        outage = next((e for e in errors if e is not None and is_outage(e)), None)
-        done = []
+        outage, done = None, []
         for entry, error in zip(window, errors, strict=True):
             if error is not None and is_outage(error):
+                outage = outage or error
                 continue
             if error is not None:
                 self.reject(entry, error)

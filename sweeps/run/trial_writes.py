@@ -27,6 +27,12 @@ def complete(run_id: str, diverged: str = "", checkpoint: str = "") -> None:
     tracking.end_run(run_id)
 
 
+def points(run_id: str, points: list, timestamp_ms: int) -> None:
+    """A metric's history at many steps, [[name, step, value], ...], as queues written before
+    "result" hold it."""
+    tracking.log_result(run_id, {}, 0, timestamp_ms, points)
+
+
 def fail(run_id: str, reason: str) -> None:
     tracking.set_tags(run_id, {keys.ERROR: reason})
     tracking.end_run(run_id, failed=True)
@@ -39,7 +45,7 @@ WRITES: dict[str, Callable[..., None]] = {
     "params": tracking.log_params,
     "dataset": tracking.log_dataset,
     "metrics": tracking.log_metrics,
-    "points": tracking.log_metric_points,
+    "points": points,
     "tags": tracking.set_tags,
     "result": tracking.log_result,  # a trial's reported result: one request
     "complete": complete,

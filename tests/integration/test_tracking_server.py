@@ -5,19 +5,13 @@ The server runs with a SQLite backend and a local artifact store, as `make serve
 ranking is then rebuilt from the server alone.
 """
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from bench.servers import TrackingServer
 from sweeps.publish.summary import rebuild
 from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE, SWEEP_OUTBOXES
 from sweeps.run.tuner import run_plan
@@ -30,50 +24,16 @@ EPOCHS = 3
 OVERRIDES = {"train.epochs": EPOCHS, "data.limit": 128, "train.log_every": 1}
 
 
-class MlflowServer:
-    """`mlflow server` with one worker (it starts in ~15 s here instead of ~25 s with four)."""
-
-    def __init__(self, folder: Path):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.folder, self.process = folder, None
-        self.uri = f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 120) -> None:
-        mlflow_bin = Path(sys.executable).with_name("mlflow")
-        self.process = subprocess.Popen(
-            [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(self.port)]
-            + ["--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder}/server.db"]
-            + ["--artifacts-destination", str(self.folder / "artifacts")],
-            stdout=open(self.folder / "server.log", "a"),  # noqa: SIM115 (the child owns it)
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its uvicorn workers die with it
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.25)
-        pytest.fail(f"mlflow server did not answer on {self.uri} within {timeout} s")
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-
 @pytest.fixture
 def server(workspace):
-    server = MlflowServer(workspace)
-    server.start()
+    """`mlflow server` with one worker (it starts in ~15 s here instead of ~25 s with four)."""
+    server = TrackingServer(workspace, f"sqlite:///{workspace}/server.db", workers=1)
+    server.start(timeout_s=120)
     yield server
-    if server.process and server.process.poll() is None:
-        server.kill()
+    server.stop()
 
 
-def outage_during_training(server: MlflowServer, errors: list) -> None:
+def outage_during_training(server: TrackingServer, errors: list) -> None:
     """Once a first epoch is in the server, kill it; start it again once the sweep's courier has
     found it down (a write failed for the outage and waits on disk), i.e. while or after the
     trials trained without it."""
@@ -86,7 +46,7 @@ def outage_during_training(server: MlflowServer, errors: list) -> None:
             if any("val_loss" in r.data.metrics for r in runs):
                 break
             time.sleep(0.2)
-        server.kill()
+        server.stop()
         while time.monotonic() < deadline and not any(
             outbox.down_since is not None for outbox in SWEEP_OUTBOXES.values()
         ):

@@ -4,14 +4,13 @@ The tables call `main` in this process (a subprocess costs ~6 s of imports each)
 entry point's exit code and stderr are checked by the subprocess tests at the end.
 """
 
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from sweeps.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 def ovat(*args: str, cwd, **env: str) -> subprocess.CompletedProcess:
@@ -88,12 +87,6 @@ def test_list_names_everything(workspace):
     result = ovat("list", cwd=workspace)
     assert result.returncode == 0
     assert "bottleneck" in result.stdout and "softvq" in result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        return listener.getsockname()[1]
 
 
 def test_unreachable_tracking_server_is_an_error_before_anything_starts(workspace):

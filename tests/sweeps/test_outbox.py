@@ -10,15 +10,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sweeps.run.outbox import OUTBOX_FILE, REJECTED_FILE, Outbox, sweep_outbox
+from tests.conftest import free_port
 from trainers import tracking
 
 KEY_TAGS = {"ovat.sweep_id": "s1", "ovat.trial_key": "vq/s0"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

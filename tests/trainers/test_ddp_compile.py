@@ -5,7 +5,6 @@ Two real processes on a gloo group (CPU): the compiled DDP model must keep the r
 identical (its gradients are all-reduced) and train as the eager DDP model does."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from data.config import DataConfig
 from models.autoencoder import Autoencoder
-from tests.conftest import tiny_model
+from tests.conftest import free_port, tiny_model
 from trainers.distributed import all_reduce_batch_means
 from trainers.fastpath import PLAIN, FastPath, convert
 from trainers.steps import Shard, draw_keep, epoch_seed, seed_everything, train_epoch, train_step
@@ -70,12 +69,6 @@ def worker(rank: int, port: int, results) -> None:
         results[rank] = {"eager": eager, "compiled": compiled, "epoch": epoch, "stats": stats}
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

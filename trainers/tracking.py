@@ -85,7 +85,24 @@ def client() -> MlflowClient:
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (tracking URI, name) -> id, once checked
+
+
 def experiment_id(name: str) -> str:
+    """The experiment's id, made (marked as model training) where it does not exist yet. Known
+    once per store and process: a driver opening thousands of trial runs asked the store for it
+    before each."""
+    key = (tracking_uri(), name)
+    if key not in _EXPERIMENT_IDS:
+        _EXPERIMENT_IDS[key] = _looked_up_experiment(name)
+    return _EXPERIMENT_IDS[key]
+
+
+def forget_experiment(name: str) -> None:
+    _EXPERIMENT_IDS.pop((tracking_uri(), name), None)
+
+
+def _looked_up_experiment(name: str) -> str:
     existing = client().get_experiment_by_name(name)
     if existing is None:
         try:
@@ -186,9 +203,14 @@ def create_run(
     tags = {**tags, **source_tags()}
     if parent_id:
         tags["mlflow.parentRunId"] = parent_id
-    run = client().create_run(
-        experiment_id(experiment), run_name=name, tags={k: str(v) for k, v in tags.items()}
-    )
+    tags = {k: str(v) for k, v in tags.items()}
+    try:
+        run = client().create_run(experiment_id(experiment), run_name=name, tags=tags)
+    except MlflowException as error:  # the experiment this process knew is gone (`mlflow gc`)
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        forget_experiment(experiment)
+        run = client().create_run(experiment_id(experiment), run_name=name, tags=tags)
     return run.info.run_id
 
 
@@ -209,9 +231,11 @@ def tag_query(tags: dict[str, str]) -> str:
     return " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
 
 
-def find_run(tags: dict[str, str]) -> str | None:
-    """The run with exactly these ovat tags, so a resumed trial continues its own run."""
-    runs = client().search_runs(_all_experiments(), tag_query(tags), max_results=1)
+def find_run(tags: dict[str, str], experiment: str = "") -> str | None:
+    """The run with exactly these ovat tags, so a resumed trial continues its own run; only in
+    `experiment` where named (one request where every experiment's listing took more)."""
+    where = [experiment_id(experiment)] if experiment else _all_experiments()
+    runs = client().search_runs(where, tag_query(tags), max_results=1)
     return runs[0].info.run_id if runs else None
 
 

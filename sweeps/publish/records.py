@@ -3,7 +3,9 @@
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 from sweeps.errors import UnknownSweep
 from sweeps.judge.racing import Rule
@@ -117,12 +119,17 @@ class Sweep:
         sweep_id = run.data.tags[keys.SWEEP_ID]
         return cls(sweep_id, run, tracking.sweep_runs(sweep_id))
 
+    @cached_property
+    def _by_value(self) -> dict[str, list]:
+        """value -> its trial runs, in the sweep's order: read per value for every row of a diff,
+        so indexed once (a scan per value and query grew with values x trials)."""
+        grouped: dict[str, list] = {}
+        for t in self.trials:
+            grouped.setdefault(t.data.tags.get(keys.VALUE, "?"), []).append(t)
+        return grouped
+
     def finished(self, value: str) -> list:
-        return [
-            t
-            for t in self.trials
-            if t.data.tags.get(keys.VALUE) == value and keys.TEST_LOSS in t.data.metrics
-        ]
+        return [t for t in self._by_value.get(value, []) if keys.TEST_LOSS in t.data.metrics]
 
     def losses(self, value: str) -> dict[int, float]:
         """seed -> test loss of the value's finished trials (the newest where a seed repeats:
@@ -134,18 +141,14 @@ class Sweep:
 
     def repeated(self, value: str) -> list[int]:
         """Seeds the value finished more than once (a probe, or sweeps pooled into one run)."""
-        seeds = [int(t.data.tags[keys.SEED]) for t in self.finished(value)]
-        return sorted({s for s in seeds if seeds.count(s) > 1})
+        counts = Counter(int(t.data.tags[keys.SEED]) for t in self.finished(value))
+        return sorted(s for s, n in counts.items() if n > 1)
 
     def values(self) -> list[str]:
-        return list(dict.fromkeys(t.data.tags.get(keys.VALUE, "?") for t in self.trials))
+        return list(self._by_value)
 
     def trial_tag(self, value: str, tag: str) -> set[str]:
-        return {
-            t.data.tags[tag]
-            for t in self.trials
-            if t.data.tags.get(keys.VALUE) == value and tag in t.data.tags
-        }
+        return {t.data.tags[tag] for t in self._by_value.get(value, []) if tag in t.data.tags}
 
     def data(self) -> set[str]:
         """The prepared data its trials read: name and digest of their dataset inputs."""

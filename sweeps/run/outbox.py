@@ -193,7 +193,7 @@ class Outbox:
         if entry["op"] == "open":
             if "parent_key" in fields:  # nested under a run this queue opened before
                 fields["parent_id"] = self.run_id(fields.pop("parent_key"))
-            found = tracking.find_run(entry["key_tags"])
+            found = tracking.find_run(entry["key_tags"], fields["experiment"])
             self.runs[run_key(entry["key_tags"])] = found or tracking.create_run(**fields)
             return
         WRITES[entry["op"]](self.run_id(entry["key_tags"]), **fields)

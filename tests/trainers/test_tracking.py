@@ -1,5 +1,8 @@
 """ovat's reads of a real (SQLite) MLflow store that span experiments."""
 
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking import MlflowClient
 
 from trainers import keys, tracking
@@ -67,3 +70,43 @@ def test_a_result_lands_whole_in_as_few_requests_as_the_batch_limits_allow(tmp_p
     assert {k: v for k, v in run.data.tags.items() if k.startswith("t")} == tags
     assert len(store.get_metric_history(large, "train_loss_step")) == 1500
     assert run.data.metrics["val_loss"] == 0.25
+
+
+def test_opening_runs_asks_for_their_experiment_once_and_finds_a_run_in_it(tmp_path, monkeypatch):
+    """Opening a trial run asked the store for its experiment by name every time, and a lookup
+    by trial key listed every experiment first: two of six requests per trial at 4,000 trials."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    store = MlflowClient(uri)
+    asked = []
+    real = MlflowClient.get_experiment_by_name
+    monkeypatch.setattr(
+        MlflowClient,
+        "get_experiment_by_name",
+        lambda self, name: asked.append(name) or real(self, name),
+    )
+    key = {keys.SWEEP_ID: "s", keys.ROLE: keys.ROLE_TRIAL, keys.SEED: "0"}
+    elsewhere = store.create_run(store.create_experiment("elsewhere"), tags=key).info.run_id
+    assert tracking.find_run(key) == elsewhere  # any experiment
+    assert tracking.find_run(key, "ovat-open") is None  # only the one named
+    opened = [tracking.create_run("ovat-open", f"t{i}", {**key, "i": i}) for i in range(3)]
+    assert asked == ["ovat-open"]
+    assert tracking.find_run({**key, "i": "1"}, "ovat-open") == opened[1]
+    experiment = real(store, "ovat-open")  # not counted: the test's own read
+    assert {store.get_run(r).info.experiment_id for r in opened} == {experiment.experiment_id}
+    assert experiment.tags[tracking.EXPERIMENT_KIND[0]] == tracking.EXPERIMENT_KIND[1]
+    store.delete_experiment(experiment.experiment_id)  # deleted under a running driver
+    tracking.forget_experiment("other")  # forgetting another name keeps this one known
+    with pytest.raises(MlflowException) as refused:  # as before: no run in a deleted one
+        tracking.create_run("ovat-open", "late", key)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert asked == ["ovat-open"]
+    # `mlflow gc` removes it for good, and a new one takes the name: runs go to the new one
+    store.create_experiment("newer")  # so SQLite does not hand the old id out again
+    SqlAlchemyStore(uri, str(tmp_path / "artifacts"))._hard_delete_experiment(
+        experiment.experiment_id
+    )
+    renewed = store.create_experiment("ovat-open")
+    assert renewed != experiment.experiment_id
+    late = tracking.create_run("ovat-open", "late", key)
+    assert store.get_run(late).info.experiment_id == renewed

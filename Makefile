@@ -46,7 +46,7 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs test-ui test-race race-sim rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit test-slow lint format ui clean bench bench-epochs bench-scale bench-load bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui test-race race-sim rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit test-slow lint format ui clean bench bench-epochs bench-scale bench-load bench-nodes bench-gpu
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -161,6 +161,9 @@ bench-scale: setup ## make rank, pooled ranks and make diff over sweeps of TRIAL
 bench-tracking: setup ## the driver logging 4,000 trials' results (once a minute each, over TRIALS=400 runs) into an mlflow server on PostgreSQL (Debian's postgresql), with a 60 s server pause (~15 min)
 	@$(BIN)/python -c "import psycopg2" 2>/dev/null || $(BIN)/python -m pip install -q 'psycopg2-binary>=2.9'
 	$(BIN)/python -m bench tracking $(if $(filter command line,$(origin TRIALS)),--trials $(TRIALS)) $(if $(PAUSE_S),--pause-s $(PAUSE_S)) $(if $(STEADY_S),--steady-s $(STEADY_S))
+
+bench-nodes: setup ## tiny trials packed over a Ray cluster of NODES (8; 2-16) worker nodes on loopback, one fake GPU each: every node used, idle slots, makespan (~6 min)
+	$(BIN)/python -m bench nodes $(if $(NODES),--nodes $(NODES)) $(if $(filter command line,$(origin TRIALS)),--trials $(TRIALS))
 
 bench-load: setup ## a sweep of TRIALS (50) tiny trials: packing and scheduling overhead per trial (CPUS=0.5)
 	$(BIN)/python -m bench load --trials $(TRIALS) $(if $(CPUS),--cpus $(CPUS))

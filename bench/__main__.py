@@ -67,7 +67,29 @@ def store() -> Path:
 
 
 def scale(args: argparse.Namespace) -> list[output.Row]:
-    return scale_rows(args.trials)
+    """In a fresh store of its own (a rerun would pool into the last run's sweeps), deleted
+    after; with Chromium here, that store served by `mlflow server` for the leaderboard rows."""
+    from bench.browser import CHROMIUM
+    from bench.servers import TrackingServer
+
+    with tempfile.TemporaryDirectory(dir=store()) as scratch:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}/mlflow.db"
+        if CHROMIUM is None:
+            print("bench: no chromium here, so no leaderboard rows (apt-get install chromium)")
+            return scale_rows(args.trials)
+        server = TrackingServer(Path(scratch), os.environ["MLFLOW_TRACKING_URI"], workers=1)
+        server.start()
+        os.environ["OVAT_UI_URL"] = server.uri  # where the published views point
+        try:
+            return scale_rows(args.trials, browser=True)
+        finally:
+            server.stop()
+
+
+def nodes(args: argparse.Namespace) -> list[output.Row]:
+    from bench.nodes import run_nodes
+
+    return run_nodes(args.nodes, args.trials or 3 * args.nodes)
 
 
 def tracking(args: argparse.Namespace) -> list[output.Row]:
@@ -83,7 +105,11 @@ BENCHMARKS = {
     "startup": startup,
     "scale": scale,
     "tracking": tracking,
+    "nodes": nodes,
 }
+
+
+MAX_NODES = 16  # each node is a raylet and its workers on this machine: memory bounds it
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steady-s", type=float, help="seconds measured at the steady rate (120)")
     p.add_argument("--pause-s", type=float, help="seconds the server is paused (60)")
     p.add_argument("--workers", type=int, help="the tracking server's workers (4)")
+    p = sub.add_parser("nodes", help="tiny trials packed over a many-node Ray cluster on loopback")
+    p.add_argument("--nodes", type=int, default=8, help="worker nodes, one fake GPU each (2-16)")
+    p.add_argument("--trials", type=int, help="trials in the packed sweep (3 per node)")
     sub.add_parser("startup", help="the default sweep at one epoch against a plain Tune script")
     p = sub.add_parser("all", help="every benchmark row in one run (make bench)")
     p.add_argument("--trials", type=int, default=8, help="1-CPU trials for the packing rows")
@@ -112,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{args.name}: --{name.replace('_', '-')} must be > 0, got {value}")
     if args.name == "scale" and args.trials < 10 * VALUES:  # its small sweep: one seed a value
         parser.error(f"scale: --trials must be >= {10 * VALUES}, got {args.trials}")
+    if args.name == "nodes" and not 2 <= args.nodes <= MAX_NODES:
+        parser.error(f"nodes: --nodes must be 2..{MAX_NODES}, got {args.nodes}")
     store().mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{store()}/mlflow.db")  # not the user's
     started = time.monotonic()

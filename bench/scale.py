@@ -46,14 +46,45 @@ def make_sweep(sweep_id: str, trials: int, first_seed: int = 0, values: int = VA
     tracking.end_run(parent)
 
 
+def leaderboard_rows(small, large, trials: int) -> list[Row]:
+    """The two published sweeps' views (the ranking: 10 value rows; the seeds: the first rows
+    of `trials` or a tenth) opened in Chromium, timed to their rows, against the small sweep's:
+    the UI asks for one page, so the size of the sweep should not show (10 would be linear)."""
+    from bench.browser import chromium, seconds_to_rows
+
+    seconds = {}
+    with chromium() as browser:
+        seconds_to_rows(browser, small.leaderboard, VALUES)  # the server's first page: warm
+        for size, published, count in (("small", small, trials // 10), ("large", large, trials)):
+            seconds[f"values_{size}_s"] = seconds_to_rows(browser, published.leaderboard, VALUES)
+            rows = min(FIRST_ROWS, count)
+            seconds[f"trials_{size}_s"] = seconds_to_rows(browser, published.trials, rows)
+    names = (("values", "the ranking (a row per value)"), ("trials", "the seeds (a row per trial)"))
+    return [
+        Row(
+            f"leaderboard in Chromium, {what}, {trials:,} trials against {trials // 10:,}",
+            seconds[f"{view}_large_s"] / seconds[f"{view}_small_s"],
+            2.0,
+            False,
+            "the same view of the sweep of a tenth of the trials (10: linear)",
+            {k: v for k, v in seconds.items() if k.startswith(view)},
+        )
+        for view, what in names
+    ]
+
+
+FIRST_ROWS = 20  # trial rows the seeds view shows before it counts as open (800 px tall)
+
+
 def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
 
 
-def scale_rows(trials: int) -> list[Row]:
-    """Rank a sweep of trials / 10 and one of `trials`; pool two of `trials`; diff them."""
+def scale_rows(trials: int, browser: bool = False) -> list[Row]:
+    """Rank a sweep of trials / 10 and one of `trials`; pool two of `trials`; diff them; with
+    `browser`, open both sweeps' leaderboard views in Chromium (`mlflow server` on the store)."""
     from sweeps.publish.diff import diff
     from sweeps.publish.summary import rebuild
 
@@ -63,8 +94,9 @@ def scale_rows(trials: int) -> list[Row]:
     for sweep_id, count, first_seed in sizes:
         made[sweep_id] = timed(lambda s=sweep_id, c=count, f=first_seed: make_sweep(s, c, f))
         print(f"bench.scale: wrote {count} trial runs of {sweep_id} in {made[sweep_id]:.0f} s")
-    rank_small = timed(lambda: rebuild(small))
-    rank_large = timed(lambda: rebuild(large))
+    published = {}
+    rank_small = timed(lambda: published.setdefault(small, rebuild(small)))
+    rank_large = timed(lambda: published.setdefault(large, rebuild(large)))
     rerank = timed(lambda: rebuild(large))  # the value runs exist now: found, not created
     pooled = timed(lambda: rebuild(f"{large},{other}"))
     diffed = timed(lambda: diff(large, other))
@@ -72,6 +104,7 @@ def scale_rows(trials: int) -> list[Row]:
     if value_runs != VALUES:
         raise SystemExit(f"bench.scale: {value_runs} value runs of {large}, expected {VALUES}")
     seconds = {"rank_small_s": rank_small, "rank_s": rank_large, "rerank_s": rerank}
+    views = leaderboard_rows(published[small], published[large], trials) if browser else []
     return [
         Row(
             f"make rank, {trials:,} trials against {trials // 10:,}",
@@ -97,4 +130,4 @@ def scale_rows(trials: int) -> list[Row]:
             "pooling the same two sweeps in `make rank SWEEP=a,b`",
             {"diff_s": diffed, "pooled_s": pooled, "diff_over_rank": diffed / rank_large},
         ),
-    ]
+    ] + views

@@ -13,6 +13,7 @@ from bench.rows import Row
 from sweeps.define import ablation as ablations
 from trainers import tracking
 
+NODE_TAG = "placement.node_id"  # trainers.placement's tag of the node a trial trained on
 TINY = {"train.epochs": 1, "data.limit": 32, "train.batch_size": 16, "train.log_every": 0}
 
 
@@ -24,6 +25,7 @@ class TrialTimes:
     parts: dict = field(default_factory=dict)  # startup.workers_s, startup.data_s, ...
     last_result: float = 0.0  # unix seconds the driver got the trial's last result
     first_step_at: float = 0.0  # unix seconds of the first training step
+    node: str = ""  # the Ray node id it trained on
 
     @property
     def fixed_s(self) -> float:
@@ -56,6 +58,7 @@ def trial_times(sweep_id: str) -> list[TrialTimes]:
             },
             last_result(r),
             r.data.metrics.get("startup.first_step_at", 0.0),
+            r.data.tags.get(NODE_TAG, ""),
         )
         for r in runs
         if r.info.end_time

@@ -151,9 +151,9 @@ def tree_cpu_s(root: int, table: dict[int, tuple[int, float]] | None = None) -> 
     return total
 
 
-def rss_mib() -> float:
-    """This process's resident memory."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mib(pid: int | str = "self") -> float:
+    """A process's resident memory (this one's by default)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0

@@ -5,7 +5,6 @@ leaderboard and the sweep run's page there (`make test-ui` writes the README's p
 
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,14 +15,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from bench.browser import CHROMIUM, LAUNCH, READY_MS, SHOWS_ROWS, SHOWS_TEXT
 from tests.conftest import ADMIN, PASSWORD, free_port, tiny_plan
 
 pytestmark = pytest.mark.ui
 
-CHROMIUM = shutil.which("chromium")
-LAUNCH = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-READY_MS = 120_000  # the most a cold UI on a slow, busy machine may take to render a page
 SETTLE_MS = 1000  # after the awaited element shows: the rest of the page's fetches land
 
 
@@ -94,13 +90,6 @@ def open_page(chromium, url: str, ready: str, arg=None, **context):
         pass
     page.wait_for_timeout(SETTLE_MS)
     return page
-
-
-SHOWS_TEXT = "text => document.body.innerText.includes(text)"
-SHOWS_ROWS = (  # the grid has rendered n rows (pinned rows repeat a row-index)
-    "n => new Set([...document.querySelectorAll('.ag-row .ag-cell')]"
-    ".map(e => e.closest('.ag-row').getAttribute('row-index'))).size >= n"
-)
 
 
 def tidy(page) -> None:

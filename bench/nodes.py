@@ -11,7 +11,7 @@ measures a trial alone, and the packing row says by how much the cores stretched
 import itertools
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
@@ -52,8 +52,8 @@ class NodeRun:
     nodes: set[str]  # the worker nodes' ids
     solo_s: float  # one trial alone on the same cluster, Tune start to complete
     memory_added_gib: float  # the machine's memory in use at its peak, over that before the nodes
-    head_trial_gib: float = 0.0  # the most the head's trial processes held at once
-    head_trial_processes: int = 0  # how many of them ran there at that peak
+    drivers: dict = field(default_factory=dict)  # node name -> the most trial actors on it
+    driver_gib: dict = field(default_factory=dict)  # node name -> the most their side held
 
 
 def node_rows(run: NodeRun) -> list[Row]:
@@ -96,30 +96,40 @@ def node_rows(run: NodeRun) -> list[Row]:
                 "memory_added_gib": run.memory_added_gib,
             },
         ),
-        Row(  # Tune's trial actors ask for no CPU, so Ray keeps them on the driver's node
-            f"many nodes: trial processes on the head per trial at once, {slots} nodes",
-            run.head_trial_processes / slots,
-            0.0,
+        Row(  # Tune's trial actors ask for no CPU: Ray may keep them on any node
+            f"many nodes: trial drivers on the busiest node, {slots} nodes",
+            max(run.drivers.values(), default=0),
+            1.0,
             False,
-            "none: a trial's driver side would sit with its workers",
-            {
-                "head_trial_gib": run.head_trial_gib,
-                "head_gib_per_trial": run.head_trial_gib / slots,
-                "head_gib_at_4000_trials": run.head_trial_gib / slots * 4000,
-            },
+            "one: a node runs one trial at a time here, its driver beside it or elsewhere",
+            driver_detail(run),
         ),
     ]
 
 
+def driver_detail(run: NodeRun) -> dict:
+    """Where the trials' drivers (Tune's trial actors, Train's controllers and queues) ran, and
+    what each trial's driver side held in memory."""
+    busiest = max(run.drivers, key=run.drivers.get, default="head")
+    per_trial = run.driver_gib.get(busiest, 0.0) / max(run.drivers.get(busiest, 0), 1)
+    return {
+        "head_drivers": run.drivers.get("head", 0),
+        "nodes_with_drivers": sum(1 for count in run.drivers.values() if count),
+        "busiest_node_driver_gib": run.driver_gib.get(busiest, 0.0),
+        "driver_side_gib_per_trial": per_trial,
+    }
+
+
 class MemoryPeak:
     """Sampled every second: the machine's memory in use (MemTotal - MemAvailable) at its peak,
-    and the most memory the head's trial processes held at once (Tune's trial actors and what
-    Train starts beside them: they follow the driver's node, not the trial's workers)."""
+    and on each node (its raylet's children) the trials' driver side: Tune's trial actors and
+    what Train starts beside them, which follow the trial actor's node, not its workers'."""
 
-    def __init__(self, head_raylet: int) -> None:
-        self.head_raylet = head_raylet
-        self.peak = self.head_peak_mib = 0.0
-        self.head_processes_peak = 0
+    def __init__(self, raylets: dict[str, int]) -> None:
+        self.raylets = raylets  # node name -> its raylet's pid
+        self.peak = 0.0
+        self.drivers = dict.fromkeys(raylets, 0)  # node -> the most trial actors it held
+        self.driver_gib = dict.fromkeys(raylets, 0.0)  # node -> the most their side held
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.sample, daemon=True)
 
@@ -134,9 +144,12 @@ class MemoryPeak:
     def sample(self) -> None:
         while True:
             self.peak = max(self.peak, memory_in_use_gib())
-            held = [rss for name, rss in children(self.head_raylet) if name in TRIAL_PROCESSES]
-            self.head_peak_mib = max(self.head_peak_mib, sum(held))
-            self.head_processes_peak = max(self.head_processes_peak, len(held))
+            for node, raylet in self.raylets.items():
+                held = [(n, rss) for n, rss in children(raylet) if n in TRIAL_PROCESSES]
+                actors = sum(1 for n, _ in held if n == TRIAL_PROCESSES[0])
+                self.drivers[node] = max(self.drivers[node], actors)
+                gib = sum(rss for _, rss in held) / 1024
+                self.driver_gib[node] = max(self.driver_gib[node], gib)
             if self.stop.wait(1.0):
                 return
 
@@ -228,12 +241,16 @@ def run_nodes(nodes: int, trials: int) -> list[Row]:
         from sweeps.run.cluster import ensure_ray
 
         ensure_ray()
-        head_raylet = cluster.head_node.all_processes["raylet"][0].process.pid
-        with MemoryPeak(head_raylet) as memory:
+        raylet = lambda node: node.all_processes["raylet"][0].process.pid
+        raylets = {"head": raylet(cluster.head_node)}
+        raylets |= {f"node{i + 1}": raylet(w) for i, w in enumerate(workers)}
+        with MemoryPeak(raylets) as memory:
             [solo] = sweep("alone", 1)
             times = sweep("packed", trials)
+        nodes_ids = {w.node_id for w in workers}
+        added = memory.peak - before
         return node_rows(
-            NodeRun(times, {w.node_id for w in workers}, solo.duration, memory.peak - before)
+            NodeRun(times, nodes_ids, solo.duration, added, memory.drivers, memory.driver_gib)
         )
     finally:
         ray.shutdown()

@@ -29,9 +29,8 @@ def test_a_slot_left_empty_while_a_trial_waits_is_counted_and_the_tail_is_not():
 
 def test_the_rows_say_which_nodes_ran_nothing_and_how_far_the_cores_stretched_trials():
     times = [trial(0, 10, "a"), trial(0, 10, "a"), trial(10, 20, "a")]
-    rows = node_rows(
-        NodeRun(times, {"a", "b"}, 5.0, 1.5, head_trial_gib=3.0, head_trial_processes=6)
-    )
+    drivers, gib = {"head": 2, "node1": 1, "node2": 0}, {"head": 3.0, "node1": 1.5, "node2": 0}
+    rows = node_rows(NodeRun(times, {"a", "b"}, 5.0, 1.5, drivers, gib))
     used, idle, packing, head = rows
     assert used.value == 0.5 and not used.meets
     assert used.detail == {"trials_per_node_min": 0, "trials_per_node_max": 3}
@@ -39,8 +38,13 @@ def test_the_rows_say_which_nodes_ran_nothing_and_how_far_the_cores_stretched_tr
     assert packing.value == pytest.approx(20 * 2 / 30)
     assert packing.detail["cores_stretch_x"] == pytest.approx(2.0)  # 10 s each against 5 alone
     assert packing.detail["makespan_uncontended_ideal_x"] == pytest.approx(20 * 2 / 15)
-    assert head.value == 3 and not head.meets  # three processes per trial slot
-    assert head.detail["head_gib_at_4000_trials"] == pytest.approx(3.0 / 2 * 4000)
+    assert head.value == 2 and not head.meets  # two trials' drivers on one node at once
+    assert head.detail == {
+        "head_drivers": 2,
+        "nodes_with_drivers": 2,
+        "busiest_node_driver_gib": 3.0,
+        "driver_side_gib_per_trial": 1.5,
+    }
 
 
 def test_a_raylets_children_are_found_with_their_title_and_memory():

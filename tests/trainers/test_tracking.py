@@ -41,17 +41,29 @@ def test_every_matching_run_is_returned_past_the_first_page_oldest_first(tmp_pat
     assert sorted(r.info.run_id for r in tracking.runs_with_source()) == sorted(follow_ups)
 
 
+def sqlite_store(tmp_path, monkeypatch) -> MlflowClient:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return MlflowClient(uri)
+
+
+def counted(monkeypatch, method: str) -> list[tuple]:
+    """The arguments of every call of MlflowClient.`method` from here on (each still made)."""
+    calls, real = [], getattr(MlflowClient, method)
+
+    def counting(self, *args, **kwargs):
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, method, counting)
+    return calls
+
+
 def test_a_result_lands_whole_in_as_few_requests_as_the_batch_limits_allow(tmp_path, monkeypatch):
     """One request per result (tags, per-step points, metrics) where it fits; past MLflow's
     limits (1,000 entities, 100 tags a batch) it is split, and nothing is dropped."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    store = MlflowClient(uri)
-    calls = []
-    real = MlflowClient.log_batch
-    monkeypatch.setattr(
-        MlflowClient, "log_batch", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
-    )
+    store = sqlite_store(tmp_path, monkeypatch)
+    calls = counted(monkeypatch, "log_batch")
     small, large = (store.create_run("0").info.run_id for _ in range(2))
     points = [["train_loss_step", s, s / 10] for s in range(1, 101)]
     tracking.log_result(small, {"val_loss": 0.5}, 3, 1000, points, {"placement.pid": "7"})
@@ -75,22 +87,16 @@ def test_a_result_lands_whole_in_as_few_requests_as_the_batch_limits_allow(tmp_p
 def test_opening_runs_asks_for_their_experiment_once_and_finds_a_run_in_it(tmp_path, monkeypatch):
     """Opening a trial run asked the store for its experiment by name every time, and a lookup
     by trial key listed every experiment first: two of six requests per trial at 4,000 trials."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    store = MlflowClient(uri)
-    asked = []
+    store = sqlite_store(tmp_path, monkeypatch)
+    uri = store.tracking_uri
     real = MlflowClient.get_experiment_by_name
-    monkeypatch.setattr(
-        MlflowClient,
-        "get_experiment_by_name",
-        lambda self, name: asked.append(name) or real(self, name),
-    )
+    asked = counted(monkeypatch, "get_experiment_by_name")
     key = {keys.SWEEP_ID: "s", keys.ROLE: keys.ROLE_TRIAL, keys.SEED: "0"}
     elsewhere = store.create_run(store.create_experiment("elsewhere"), tags=key).info.run_id
     assert tracking.find_run(key) == elsewhere  # any experiment
     assert tracking.find_run(key, "ovat-open") is None  # only the one named
     opened = [tracking.create_run("ovat-open", f"t{i}", {**key, "i": i}) for i in range(3)]
-    assert asked == ["ovat-open"]
+    assert asked == [("ovat-open",)]
     assert tracking.find_run({**key, "i": "1"}, "ovat-open") == opened[1]
     experiment = real(store, "ovat-open")  # not counted: the test's own read
     assert {store.get_run(r).info.experiment_id for r in opened} == {experiment.experiment_id}
@@ -100,7 +106,7 @@ def test_opening_runs_asks_for_their_experiment_once_and_finds_a_run_in_it(tmp_p
     with pytest.raises(MlflowException) as refused:  # as before: no run in a deleted one
         tracking.create_run("ovat-open", "late", key)
     assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
-    assert asked == ["ovat-open"]
+    assert asked == [("ovat-open",)]
     # `mlflow gc` removes it for good, and a new one takes the name: runs go to the new one
     store.create_experiment("newer")  # so SQLite does not hand the old id out again
     SqlAlchemyStore(uri, str(tmp_path / "artifacts"))._hard_delete_experiment(

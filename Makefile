@@ -155,7 +155,7 @@ bench-gpu: setup ## on a GPU machine: fp32 eager vs bf16+channels_last+compile, 
 bench-epochs: setup ## how far the default sweep must train: val loss, ranking moves and pictures per epoch (EPOCHS=16)
 	$(BIN)/python -m bench.epochs $(if $(EPOCHS),--epochs $(EPOCHS))
 
-bench-scale: setup ## make rank, pooled ranks and make diff over sweeps of TRIALS trial runs (10000 unless given) written straight into a store
+bench-scale: setup ## make rank, pooled ranks, make diff and the leaderboard in Chromium (where installed) over sweeps of TRIALS trial runs (10000 unless given) written into a fresh store (~15 min)
 	$(BIN)/python -m bench scale $(if $(filter command line,$(origin TRIALS)),--trials $(TRIALS))
 
 bench-tracking: setup ## the driver logging 4,000 trials' results (once a minute each, over TRIALS=400 runs) into an mlflow server on PostgreSQL (Debian's postgresql), with a 60 s server pause (~15 min)

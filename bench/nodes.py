@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Self
 
 from bench.rows import Row
-from bench.scheduling import TINY, TrialTimes, load_ablation, trial_times
-from bench.servers import rss_mib, stat_fields
+from bench.scheduling import TINY, TrialTimes, load_ablation, span_and_busy, trial_times
+from bench.servers import processes, rss_mib
 from sweeps.define import ablation as ablations
 
 MIB = 2**20
@@ -58,8 +58,7 @@ class NodeRun:
 
 def node_rows(run: NodeRun) -> list[Row]:
     times, slots = run.times, len(run.nodes)
-    makespan = max(t.end for t in times) - min(t.start for t in times)
-    busy = sum(t.duration for t in times)
+    makespan, busy = span_and_busy(times)
     per_node = [sum(1 for t in times if t.node == node) for node in run.nodes]
     idle, span = idle_while_waiting(times, slots)
     used = {t.node for t in times} & run.nodes
@@ -144,8 +143,9 @@ class MemoryPeak:
     def sample(self) -> None:
         while True:
             self.peak = max(self.peak, memory_in_use_gib())
+            table = processes()  # one pass over /proc for every node
             for node, raylet in self.raylets.items():
-                held = [(n, rss) for n, rss in children(raylet) if n in TRIAL_PROCESSES]
+                held = [(n, rss) for n, rss in children(raylet, table) if n in TRIAL_PROCESSES]
                 actors = sum(1 for n, _ in held if n == TRIAL_PROCESSES[0])
                 self.drivers[node] = max(self.drivers[node], actors)
                 gib = sum(rss for _, rss in held) / 1024
@@ -159,16 +159,17 @@ class MemoryPeak:
 TRIAL_PROCESSES = ("ray::ImplicitFunc", "ray::TrainController", "ray::_QueueActor")
 
 
-def children(parent: int) -> list[tuple[str, float]]:
-    """(its program, or a Ray worker's title up to the method, resident MiB) of each child."""
+def children(parent: int, table: dict[int, tuple[int, float]] | None = None) -> list:
+    """(its program, or a Ray worker's title up to the method, resident MiB) of each child;
+    `table`: `processes()` read once for several parents."""
     found = []
-    for entry in Path("/proc").glob("[0-9]*"):
+    for pid, (ppid, _) in (processes() if table is None else table).items():
+        if ppid != parent:
+            continue
         try:
-            if int(stat_fields(f"{entry}/stat")[1]) != parent:
-                continue
-            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
-            rss = rss_mib(entry.name)
-        except (OSError, ValueError, IndexError):
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            rss = rss_mib(pid)
+        except (OSError, ValueError):
             continue  # gone meanwhile
         ray_title = title.startswith("ray::")  # "ray::ImplicitFunc.train": class, method
         found.append((title.split(".")[0].strip() if ray_title else title, rss))

@@ -65,13 +65,17 @@ def trial_times(sweep_id: str) -> list[TrialTimes]:
     ]
 
 
+def span_and_busy(times: list[TrialTimes]) -> tuple[float, float]:
+    """The makespan (first start to last end) and the slot-seconds the trials held in all."""
+    return max(t.end for t in times) - min(t.start for t in times), sum(t.duration for t in times)
+
+
 def scheduling_rows(times: list[TrialTimes], concurrency: int) -> list[Row]:
     """Packing against the ideal (sum of durations / concurrency: Tune's own scalability
     target is 20% over it) and the idle slot time per trial against a trial's length; the
     details profile the overheads (start-up parts, teardown after the last result)."""
     n = len(times)
-    makespan = max(t.end for t in times) - min(t.start for t in times)
-    busy = sum(t.duration for t in times)
+    makespan, busy = span_and_busy(times)
     ideal = busy / concurrency
     gap = max(0.0, makespan * concurrency - busy) / n  # slot-seconds no trial held, per trial
     mean_duration = busy / n

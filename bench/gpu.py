@@ -101,8 +101,9 @@ def streamed_wait(fast: FastPath, resolution: int, batch: int, images: int, devi
     the next batch, and the images/s."""
     import ray
 
+    from data.row_groups import file_parts
     from data.shards import SplitArrays, write_split
-    from trainers.streaming import epoch_batches, execution_options, read_train
+    from trainers.streaming import epoch_batches, rank_epoch
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
@@ -117,9 +118,8 @@ def streamed_wait(fast: FastPath, resolution: int, batch: int, images: int, devi
         write_split(folder, "train", arrays)
         del pixels, arrays
         paths = sorted(str(path) for path in folder.glob("train-*.parquet"))  # no manifest
-        dataset = read_train(paths)
-        dataset.context.execution_options = execution_options()  # as Ray Train runs it
-        stream = iter(epoch_batches(dataset.iterator(), {"resolution": resolution}, batch, 0, 0, 0))
+        dataset = rank_epoch(file_parts(paths), seed=0, epoch=0, rank=0, world=1)  # as a worker
+        stream = iter(epoch_batches(dataset, {"resolution": resolution}, batch, 0, 0, 0))
         for _ in range(3):  # warm-up: the stream's start, compilation, allocator
             train_step(model, optimizer, next(stream), draw_keep(batch, data, generator), data,
                        device, fast)  # fmt: skip

@@ -23,12 +23,14 @@ import ray
 from bench.rows import Row
 from bench.training import BASE, steady, sweep_histories
 from data.registry import images_to_load
+from data.row_groups import split_parts
 from data.shards import MANIFEST, SplitArrays, read_split, write_split
 from trainers.config import ExperimentConfig
 from trainers.paths import data_dir
-from trainers.streaming import epoch_batches, execution_options, read_train
+from trainers.streaming import EpochStreams, epoch_batches, rank_epoch
 
 RESOLUTION = 64
+LAYOUT = {"resolution": RESOLUTION}  # as a prepared manifest gives it
 RATE, WAIT = "train_images_per_s", "train_data_wait_share"
 SHARD = 20_000  # images in the one shard written; larger splits link to it again and again
 GROWTH = 10
@@ -38,6 +40,9 @@ GROWTH = 10
 STREAMED = (10 * SHARD, 100 * SHARD)
 IN_MEMORY = (SHARD, 10 * SHARD)
 MIB = 2**20
+# Epochs each streamed split is read for, as a worker reads them (the next one opened while this
+# one is read): the processes the stream keeps must not grow with them.
+EPOCHS = 3
 
 
 def speed_row() -> Row:
@@ -67,8 +72,9 @@ def speed_row() -> Row:
     )
 
 
-def private_memory(root: int) -> int:
-    """Private resident bytes of `root` and all its descendants (Linux /proc)."""
+def private_memory(root: int) -> tuple[int, int]:
+    """Private resident bytes of `root` and all its descendants (Linux /proc), and how many
+    processes that is."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -78,7 +84,7 @@ def private_memory(root: int) -> int:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry))
-    private = 0
+    private, count = 0, 0
     todo = [root]
     while todo:
         pid = todo.pop()
@@ -90,21 +96,24 @@ def private_memory(root: int) -> int:
         except OSError:
             continue
         private += int(fields.get("RssAnon", "0 kB").split()[0]) * 1024
-    return private
+        count += 1
+    return private, count
 
 
-def held_memory() -> int:
-    """This process tree's private memory plus the object store's live bytes."""
+def held_memory() -> tuple[int, int]:
+    """This process tree's private memory plus the object store's live bytes, and its
+    processes."""
     store = ray.cluster_resources().get("object_store_memory", 0)
     live = store - ray.available_resources().get("object_store_memory", store)
-    return private_memory(os.getpid()) + int(live)
+    private, count = private_memory(os.getpid())
+    return private + int(live), count
 
 
 class PeakMemory:
-    """What the block adds at its peak to `held_memory()`."""
+    """What the block adds at its peak to `held_memory()`, and the most processes it held."""
 
     def __enter__(self):
-        self.before = held_memory()
+        self.before, self.processes = held_memory()
         self.peak, self.running = self.before, True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -112,7 +121,8 @@ class PeakMemory:
 
     def _sample(self):
         while self.running:
-            self.peak = max(self.peak, held_memory())
+            held, count = held_memory()
+            self.peak, self.processes = max(self.peak, held), max(self.processes, count)
             time.sleep(0.05)
 
     def __exit__(self, *exc):
@@ -147,16 +157,26 @@ def write_splits(folder: Path) -> dict[int, Path]:
     return sizes
 
 
-def streamed_peak(folder: Path) -> tuple[int, int]:
-    """(peak bytes, images) of one streamed epoch over `folder`'s train split, as a worker
-    reads it (batches of 256, the local shuffle buffer, no training)."""
-    dataset = read_train(sorted(str(p) for p in folder.glob("train-*.parquet")))
-    dataset.context.execution_options = execution_options()  # as Ray Train runs it
-    seen = 0
-    with PeakMemory() as memory:
-        for batch in epoch_batches(dataset.iterator(), RESOLUTION, 256, 0, 0, 0):
-            seen += len(batch)
-    return memory.added, seen
+def streamed_peak(folder: Path, epochs: int = 1) -> tuple[int, int, list[int]]:
+    """(peak bytes, images of the first epoch, the most processes during each epoch) of
+    `epochs` streamed epochs over `folder`'s train split, read as one worker reads them (its
+    rows of each epoch, the next epoch opened early, batches of 256, the local shuffle buffer;
+    no training)."""
+    parts = split_parts(folder, "train")
+    streams = EpochStreams(
+        lambda e: epoch_batches(rank_epoch(parts, 0, e, 0, 1), LAYOUT, 256, 0, e, 0), epochs
+    )
+    seen, processes, peak = 0, [], 0
+    try:
+        for epoch in range(epochs):
+            with PeakMemory() as memory:
+                images = sum(len(batch) for batch in streams.batches(epoch))
+            seen = seen or images
+            peak = max(peak, memory.added)
+            processes.append(memory.processes)
+    finally:
+        streams.close()
+    return peak, seen, processes
 
 
 def in_memory_peak(folder: Path) -> tuple[int, int]:
@@ -176,9 +196,9 @@ def memory_row() -> Row:
         # A first, unmeasured pass starts Ray Data's reader processes: measured, it made the
         # smaller split's peak the larger one.
         streamed_peak(splits[STREAMED[0]])
-        streamed = [streamed_peak(splits[n]) for n in STREAMED]
+        streamed = [streamed_peak(splits[n], EPOCHS) for n in STREAMED]
         in_memory = [in_memory_peak(splits[n]) for n in IN_MEMORY]
-    assert [n for _, n in streamed] == [n - n % 256 for n in STREAMED]  # every full batch
+    assert [n for _, n, _ in streamed] == [n - n % 256 for n in STREAMED]  # every full batch
     return Row(
         f"streaming: peak memory, train split x{GROWTH}",
         streamed[1][0] / streamed[0][0],
@@ -192,6 +212,9 @@ def memory_row() -> Row:
             "in_memory_small_mib": in_memory[0][0] / MIB,
             "in_memory_large_mib": in_memory[1][0] / MIB,
             "in_memory_growth": in_memory[1][0] / in_memory[0][0],
+            # the most processes in this bench's tree (Ray's included) during each epoch
+            "streamed_small_processes": streamed[0][2],
+            "streamed_large_processes": streamed[1][2],
         },
     )
 

@@ -7,13 +7,11 @@ temporary sibling folder that is renamed into place only after the manifest is i
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
@@ -109,21 +107,6 @@ def subset_rows(count: int, limit: int, split: str, seed: int = 0) -> np.ndarray
         return np.arange(count)
     salt = int.from_bytes(split.encode(), "big")
     return np.sort(np.random.default_rng([seed, salt]).choice(count, limit, replace=False))
-
-
-def subset_filter(folder: Path, split: str, limit: int, seed: int = 0) -> Callable:
-    """A filter over any batch of the split's shard rows that keeps exactly the rows
-    `read_split(folder, split, limit, seed)` loads: a stream (which sees rows in no fixed order)
-    picks them by their stored index, which must therefore be unique in the split."""
-    index = np.asarray(read_column(folder, split, "index"))
-    if np.unique(index).size != index.size:
-        raise PreparedDataError(
-            f"{folder}: the {split} split's row index repeats, so a streamed data.limit would "
-            "keep other rows than an in-memory one; it was prepared by an older ovat: run "
-            "`make prepare` with the same DATASET and ROOT to prepare it again"
-        )
-    wanted = pa.array(index[subset_rows(len(index), limit, split, seed)])
-    return lambda table: table.filter(pc.is_in(table["index"], value_set=wanted))
 
 
 def read_split(folder: Path, split: str, limit: int = 0, seed: int = 0) -> np.ndarray:

@@ -21,6 +21,7 @@ import ray.train.torch
 import torch
 
 from data.registry import layout
+from data.row_groups import train_parts
 from models.registry import build_model, parameter_counts
 from trainers import audit, checkpoints, fastpath, hardware, keys, streaming
 from trainers.config import ExperimentConfig, TrainConfig
@@ -101,6 +102,7 @@ class Worker:
     flops_per_image: float
     startup: dict[str, float]  # trial start to first step, and its parts
     data_wait_s: float = 0.0  # the last streamed pass: time spent waiting for batches
+    train_folder: str = ""  # the prepared split where the train split is streamed
     streams: object = None  # streamed trials: `streaming.EpochStreams`, opened by the first pass
 
     def first_epoch_metrics(self) -> dict:
@@ -159,6 +161,7 @@ def setup(loop_config: dict) -> Worker:
         restored_from=restored_from,
         watch=audit.UpdateAudit(model),
         flops_per_image=loop_config["flops_per_image"],
+        train_folder=loop_config.get("train_folder", ""),
         startup={
             "startup_s": ready - started_at,
             "startup.workers_s": entered - started_at,
@@ -259,13 +262,14 @@ def in_memory_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
 
 
 def streamed_pass(worker: Worker, epoch: int, guard: DivergenceGuard) -> Sums:
-    """This rank's share of the epoch's dataset, streamed by Ray Data; masks drawn per batch
+    """This rank's rows of the epoch, streamed by Ray Data; masks drawn per batch
     from the seed, the epoch and the rank (`trainers/streaming.py`)."""
     cfg = worker.cfg
     if worker.streams is None:
+        parts = train_parts(cfg.data, worker.train_folder)
         worker.streams = streaming.EpochStreams(
             lambda e: streaming.epoch_batches(
-                ray.train.get_dataset_shard(streaming.epoch_name(e)),
+                streaming.rank_epoch(parts, cfg.train.seed, e, worker.rank, worker.world),
                 layout(cfg.data),
                 cfg.train.batch_size,
                 cfg.train.seed,

@@ -1,54 +1,48 @@
 """The train split streamed from its Parquet shards by Ray Data, for splits the object store
 cannot hold (ImageNet's holdout train split is 16 GB at 64 px, 252 GB at 256 px).
 
-The driver builds one Ray Data dataset per epoch, each reading the shards' row groups in an
-order seeded by the trial's seed and that epoch; Ray Train splits each among the trial's workers
-(equal rows per worker, so every rank runs the same number of steps), and each worker shuffles
-its stream in a local buffer seeded by the seed, the epoch and its rank. A trial rerun on one
-worker therefore sees the same batches, and a resumed trial repeats the epochs it redoes. With
-several workers, Ray Data hands blocks to whichever worker asks first: which images a rank
-trains on in a step may differ between reruns (each image is still seen once per epoch).
+Each Train worker reads its own rows of each epoch (`data.row_groups.epoch_parts`: the row
+groups in an order seeded by the trial's seed and the epoch, cut into equal runs, one per rank)
+as a Ray Data dataset of its own, one read task per row group in that order, and shuffles them
+in a local buffer seeded by the seed, the epoch and its rank. Which rows a rank trains on in a
+step is therefore the same in every rerun, on any number of workers, and a resumed trial repeats
+the epochs it redoes. Nothing outside the workers hands rows out: Ray Train's split of a dataset
+starts a coordinator process per dataset, one per epoch for the whole trial.
 """
 
+import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import ray.data
-import ray.train
 import torch
-from ray.data import ExecutionOptions, ExecutionResources, RandomSeedConfig
+from ray.data import ExecutionOptions, ExecutionResources
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
 
 from data.config import DataConfig
-from data.shards import examples, shard_paths, subset_filter
+from data.row_groups import Part, epoch_parts, read_part
+from data.shards import examples
 from trainers.steps import epoch_seed
 
 # `data.stream=auto` streams a train split larger than this share of the largest node's object
 # store: every node that hosts a worker holds a copy of an in-memory split, next to val, test
 # and Ray's own objects.
 AUTO_SHARE = 0.5
-READ_CPUS = 0.25  # each Ray Data read task; STREAM_CPUS per trial are left free for them
-# Read tasks in flight per stream. Each reads one shard (up to 256 MiB of images) and holds
-# its buffers while it does: without a cap, Ray Data ran 3-4 at once and a stream's private
-# memory grew with the split (+1.75-2.0 GB at 200,000 images against +0.15-0.27 GB at 20,000);
-# with two, +0.3 GB, and the 200,000 images streamed as fast (6.5 s against 7.3 s, no training).
+READ_CPUS = 0.25  # each Ray Data read task; `stream_cpus` per trial are left free for them
+# Read tasks in flight per trial and stream, shared among its workers. Each reads one row group
+# (~8 MiB, `data.shards.ROW_GROUP_BYTES`). When a read was a whole 256 MiB shard, Ray Data ran
+# 3-4 at once without a cap and a stream's private memory grew with the split; two kept it flat.
 READ_TASKS = 2
-# Ray Data plans every epoch's read anew, and reads the shards' Parquet footers in actors of its
-# own: up to 32 by default, each a fresh process (~107 MiB). On 2 cores they ran beside training
-# at every epoch's start: streamed epochs 2-4 trained at 45-68 images/s with the default, 59-72
-# with one (in memory: ~70). Footers are a few KB a shard; one actor reads them with 128
-# threads. Set for the whole Ray job (`sweeps.run.cluster.ensure_ray`); a value you export wins.
-RAY_DATA_ENV = {"RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1"}
 # Streams a trial runs at once: the epoch it trains on and the next one's look-ahead
-# (`EpochStreams`), each with READ_TASKS reads in flight. A reserve for one made the look-ahead's
+# (`EpochStreams`), each with its reads in flight. A reserve for one made the look-ahead's
 # reads queue for the current epoch's CPU, or other trials' CPU.
 STREAMS_AT_ONCE = 2
-STREAM_CPUS = READ_CPUS * READ_TASKS * STREAMS_AT_ONCE
 SHUFFLE_BATCHES = 4  # the local shuffle buffer holds this many batches of rows
 # Blocks a stream may hold in the object store at once: Ray Data's default budget is a share of
 # the whole store, which a large split fills (reads outrun training), so a trial's memory would
-# grow with the split up to that share. This bound caps it; a read's shard can overshoot it
-# (the live bytes peaked at ~480 MiB with READ_TASKS shards of 245 MB in flight).
+# grow with the split up to that share. This bound caps it (a read in flight can overshoot it
+# by its row group).
 STREAM_OBJECT_STORE_BYTES = 256 * 2**20
 
 
@@ -59,44 +53,67 @@ def streams(cfg: DataConfig, train_bytes: int, object_store_bytes: float) -> boo
     return train_bytes > AUTO_SHARE * object_store_bytes
 
 
-def epoch_name(epoch: int) -> str:
-    return f"train-{epoch}"
+def rank_reads(workers: int) -> int:
+    """Read tasks in flight per stream of one worker: READ_TASKS shared among a trial's workers,
+    at least one each."""
+    return max(1, READ_TASKS // workers)
 
 
-def train_datasets(cfg: DataConfig, folder: str, seed: int, epochs: int) -> dict:
-    """One lazy dataset per epoch over the prepared train shards in `folder` (`data.limit`: the
-    same seeded subset as the in-memory path, chosen by row and filtered by the stored index)."""
-    folder = Path(folder)
-    paths = [str(p) for p in shard_paths(folder, "train")]
-    base = read_train(paths)
-    if cfg.limit:
-        chosen = subset_filter(folder, "train", cfg.limit, cfg.split_seed)
-        base = base.map_batches(chosen, batch_format="pyarrow", num_cpus=READ_CPUS)
-    return {
-        epoch_name(epoch): base.randomize_block_order(
-            seed=RandomSeedConfig(seed=epoch_seed(seed, epoch), reseed_after_execution=False)
-        )
-        for epoch in range(epochs)
-    }
+def stream_cpus(workers: int) -> float:
+    """CPUs a streamed trial leaves free for its reads: every worker's streams at once."""
+    return READ_CPUS * rank_reads(workers) * workers * STREAMS_AT_ONCE
 
 
-def read_train(paths: list[str]) -> ray.data.Dataset:
-    """The train shards' rows (index, image) as a lazy dataset: READ_TASKS reads at a time."""
-    return ray.data.read_parquet(
-        paths, columns=["index", "image"], num_cpus=READ_CPUS, concurrency=READ_TASKS
+COLUMNS = ["index", "image"]
+
+
+class TrainParts(Datasource):
+    """One read task per part, in the parts' order, which Ray Data keeps (`preserve_order`)."""
+
+    def __init__(self, parts: list[Part]):
+        super().__init__()
+        self.parts = parts
+
+    def estimate_inmemory_data_size(self) -> int:
+        return sum(len(part) * part.row_bytes for part in self.parts)
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
+        return [
+            ReadTask(
+                functools.partial(read_blocks, part),
+                BlockMetadata(
+                    num_rows=len(part),
+                    size_bytes=int(len(part) * part.row_bytes),
+                    exec_stats=None,
+                    input_files=[part.path],
+                ),
+            )
+            for part in self.parts
+        ]
+
+
+def read_blocks(part: Part) -> list:
+    return [read_part(part, COLUMNS)]
+
+
+def rank_epoch(parts: list[Part], seed: int, epoch: int, rank: int, world: int):
+    """This rank's rows of one epoch as a lazy dataset: `rank_reads` at a time, at most
+    STREAM_OBJECT_STORE_BYTES of blocks in the object store, in `epoch_parts`' order."""
+    mine = epoch_parts(parts, epoch_seed(seed, epoch), rank, world)
+    dataset = ray.data.read_datasource(
+        TrainParts(mine),
+        num_cpus=READ_CPUS,
+        concurrency=rank_reads(world),
+        override_num_blocks=max(len(mine), 1),
     )
+    dataset.context.execution_options = execution_options()
+    return dataset
 
 
 def execution_options() -> ExecutionOptions:
     """Blocks in a fixed order (deterministic reads), at most STREAM_OBJECT_STORE_BYTES of them."""
     limits = ExecutionResources(object_store_memory=STREAM_OBJECT_STORE_BYTES)
     return ExecutionOptions(preserve_order=True, resource_limits=limits)
-
-
-def data_config(epochs: int) -> ray.train.DataConfig:
-    """Split every epoch's dataset among the workers (`execution_options`)."""
-    names = [epoch_name(epoch) for epoch in range(epochs)]
-    return ray.train.DataConfig(datasets_to_split=names, execution_options=execution_options())
 
 
 def epoch_batches(

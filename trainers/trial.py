@@ -12,7 +12,7 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from trainers import hardware, streaming
+from trainers import hardware
 from trainers.config import ResourcesConfig
 from trainers.loop import train_loop_per_worker
 
@@ -70,22 +70,16 @@ def run_trial(
     started_at = time.time()  # the workers report their start-up from here (`startup_s`)
     cfg = trial.config
     trial_id = ray.tune.get_context().get_trial_id()
-    folder = inputs[trial.key]["train_folder"]  # set where the train split is streamed
-    datasets = dataset_config = None
-    if folder:
-        datasets = streaming.train_datasets(cfg.data, folder, cfg.train.seed, cfg.train.epochs)
-        dataset_config = streaming.data_config(cfg.train.epochs)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "config": cfg,
             "data": inputs[trial.key]["data"],
+            "train_folder": inputs[trial.key]["train_folder"],  # set where it is streamed
             "started_at": started_at,
             "flops_per_image": inputs[trial.key]["flops_per_image"],
         },
         scaling_config=scaling_config(cfg.resources, trial.node),
-        datasets=datasets,
-        dataset_config=dataset_config,
         run_config=ray.train.RunConfig(
             name=f"train-trial_id={trial_id}",  # no timestamp: restore finds it by name
             storage_path=storage_path,

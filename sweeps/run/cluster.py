@@ -10,22 +10,18 @@ from sweeps.define.plan import Trial
 from sweeps.errors import ResourceError
 from sweeps.run.inputs import copy_key, data_key, split_bytes
 from trainers.evaluation import EVAL_SPLITS
-from trainers.streaming import RAY_DATA_ENV, STREAM_CPUS
+from trainers.streaming import stream_cpus
 from trainers.trial import trial_resources
 
 
 def ensure_ray() -> None:
-    """Start or join Ray; every process of this job gets RAY_DATA_ENV (the streamed path's read
-    planning), each variable's value from this environment where it is set (a cluster's
-    workers do not inherit the driver's environment)."""
+    """Start or join Ray."""
     if not ray.is_initialized():
-        env = {name: os.environ.get(name, value) for name, value in RAY_DATA_ENV.items()}
         ray.init(
             address=os.environ.get("RAY_ADDRESS"),
             include_dashboard=False,
             configure_logging=False,
             log_to_driver=False,
-            runtime_env={"env_vars": env},
         )
 
 
@@ -43,14 +39,14 @@ def concurrency(
     """How many trials fit on the cluster at once (e.g. 0.25 GPU per trial: four per GPU); an
     error naming the shortfall if one never fits. With trials of several sizes the largest
     decides: Tune's cap is one number, and it must never admit more trials than fit. A trial
-    whose train split is streamed counts STREAM_CPUS more, left free for its Ray Data reads
+    whose train split is streamed counts `stream_cpus` more, left free for its Ray Data reads
     (trials would otherwise take every CPU and starve their own input)."""
     available = ray.cluster_resources() if available is None else available
     needs = set()
     for t in trials:
         need = trial_resources(t.config.resources)
         if data_key(t.config.data) in streams:
-            need["CPU"] = need.get("CPU", 0) + STREAM_CPUS
+            need["CPU"] = need.get("CPU", 0) + stream_cpus(t.config.resources.workers)
         needs.add(tuple(sorted(need.items())))
     fits = []
     for need in needs:

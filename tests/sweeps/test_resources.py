@@ -116,7 +116,7 @@ def test_a_streamed_train_split_leaves_only_val_and_test_in_the_object_store(tmp
     from data.config import DataConfig
     from sweeps.run.inputs import data_key, streamed
     from tests.data import trees
-    from trainers.streaming import READ_CPUS, READ_TASKS, STREAM_CPUS
+    from trainers.streaming import READ_CPUS, READ_TASKS, stream_cpus
 
     monkeypatch.setenv("OVAT_DATA_DIR", str(tmp_path / "data"))
     trees.imagefolder_tree(tmp_path / "tree", per_class=20)  # 64 train, 12 val, 9 test listed
@@ -135,10 +135,16 @@ def test_a_streamed_train_split_leaves_only_val_and_test_in_the_object_store(tmp
     trials = tiny_plan("s", {"vary": {"model.bottleneck": ["vq"]}}, {"data.stream": "on"}).trials
     keys = frozenset({data_key(trials[0].config.data)})
     assert concurrency(trials, {"CPU": 2.0}) == 2  # 1 CPU each
-    assert concurrency(trials, {"CPU": 2.0}, keys) == 1  # 1 + STREAM_CPUS each
-    assert concurrency(trials, {"CPU": 2 * (1 + STREAM_CPUS)}, keys) == 2
-    # reads for the epoch in training and for the next one's look-ahead, at once
-    assert STREAM_CPUS == READ_CPUS * READ_TASKS * 2 == 1.0
+    assert concurrency(trials, {"CPU": 2.0}, keys) == 1  # 1 + stream_cpus(1) each
+    assert concurrency(trials, {"CPU": 2 * (1 + stream_cpus(1))}, keys) == 2
+    # reads for the epoch in training and for the next one's look-ahead, at once; a trial's
+    # READ_TASKS reads per stream are shared among its workers, at least one each
+    assert stream_cpus(1) == READ_CPUS * READ_TASKS * 2 == 1.0
+    assert stream_cpus(2) == 1.0 and stream_cpus(4) == 2.0
+    four = tiny_plan("s", {"vary": {"model.bottleneck": ["vq"]}},
+                     {"data.stream": "on", "resources.workers": 4}).trials  # fmt: skip
+    assert concurrency(four, {"CPU": 2 * (4 + 2.0)}, keys) == 2
+    assert concurrency(four, {"CPU": 2 * (4 + 2.0) - 0.5}, keys) == 1
 
 
 def test_auto_and_off_left_in_memory_share_one_copy(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ ONLY ?=
 VERBOSE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup prepare plan sweep server docs test-ui test-race race-sim rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit test-slow lint format ui clean bench bench-epochs bench-scale bench-load bench-nodes bench-gpu
+.PHONY: help setup prepare plan sweep server docs test-ui test-race race-sim rank diff cluster-env cluster-images cluster-up cluster-down cluster-sweep test-cluster test-docker probe eval transplant finetune list test test-unit test-slow lint format ui clean bench bench-epochs bench-scale bench-load bench-nodes bench-gpu bench-streaming
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -151,6 +151,9 @@ docs: setup ## rerun every command the docs quote and write its output back (ONL
 
 bench-gpu: setup ## on a GPU machine: fp32 eager vs bf16+channels_last+compile, 1/2/4 packed trials (<5 min)
 	$(BIN)/python -m bench.gpu
+
+bench-streaming: setup ## the streamed train split against the in-memory one: speed in real trials, memory and processes as the split grows tenfold (~9 min)
+	$(BIN)/python -m bench streaming
 
 bench-epochs: setup ## how far the default sweep must train: val loss, ranking moves and pictures per epoch (EPOCHS=16)
 	$(BIN)/python -m bench.epochs $(if $(EPOCHS),--epochs $(EPOCHS))

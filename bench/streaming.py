@@ -40,8 +40,8 @@ GROWTH = 10
 STREAMED = (10 * SHARD, 100 * SHARD)
 IN_MEMORY = (SHARD, 10 * SHARD)
 MIB = 2**20
-# Epochs each streamed split is read for, as a worker reads them (the next one opened while this
-# one is read): the processes the stream keeps must not grow with them.
+# Epochs the smaller streamed split is read for, as a worker reads them (the next one opened
+# while this one is read): the processes the stream keeps must not grow with them.
 EPOCHS = 3
 
 
@@ -157,26 +157,27 @@ def write_splits(folder: Path) -> dict[int, Path]:
     return sizes
 
 
-def streamed_peak(folder: Path, epochs: int = 1) -> tuple[int, int, list[int]]:
-    """(peak bytes, images of the first epoch, the most processes during each epoch) of
-    `epochs` streamed epochs over `folder`'s train split, read as one worker reads them (its
-    rows of each epoch, the next epoch opened early, batches of 256, the local shuffle buffer;
-    no training)."""
+def streamed_peak(folder: Path, epochs: int = 1) -> tuple[list[int], int, list[int]]:
+    """(bytes added at the peak of each epoch, images of the first, the most processes during
+    each) of `epochs` streamed epochs over `folder`'s train split, read as one worker reads them:
+    its rows of each epoch, the next epoch's stream opened early (the last one read has a
+    look-ahead too, as a trial's epochs but its last do), batches of 256, the local shuffle
+    buffer; no training."""
     parts = split_parts(folder, "train")
     streams = EpochStreams(
-        lambda e: epoch_batches(rank_epoch(parts, 0, e, 0, 1), LAYOUT, 256, 0, e, 0), epochs
+        lambda e: epoch_batches(rank_epoch(parts, 0, e, 0, 1), LAYOUT, 256, 0, e, 0), epochs + 1
     )
-    seen, processes, peak = 0, [], 0
+    seen, processes, peaks = 0, [], []
     try:
         for epoch in range(epochs):
             with PeakMemory() as memory:
                 images = sum(len(batch) for batch in streams.batches(epoch))
             seen = seen or images
-            peak = max(peak, memory.added)
+            peaks.append(memory.added)
             processes.append(memory.processes)
     finally:
         streams.close()
-    return peak, seen, processes
+    return peaks, seen, processes
 
 
 def in_memory_peak(folder: Path) -> tuple[int, int]:
@@ -196,19 +197,21 @@ def memory_row() -> Row:
         # A first, unmeasured pass starts Ray Data's reader processes: measured, it made the
         # smaller split's peak the larger one.
         streamed_peak(splits[STREAMED[0]])
-        streamed = [streamed_peak(splits[n], EPOCHS) for n in STREAMED]
+        # the smaller split for EPOCHS epochs (the processes kept across epochs), the larger once
+        streamed = [streamed_peak(splits[STREAMED[0]], EPOCHS), streamed_peak(splits[STREAMED[1]])]
         in_memory = [in_memory_peak(splits[n]) for n in IN_MEMORY]
     assert [n for _, n, _ in streamed] == [n - n % 256 for n in STREAMED]  # every full batch
     return Row(
         f"streaming: peak memory, train split x{GROWTH}",
-        streamed[1][0] / streamed[0][0],
+        streamed[1][0][0] / streamed[0][0][0],  # the first epoch of each
         1.2,
         False,
         f"{STREAMED[0]:,} -> {STREAMED[1]:,} images at {RESOLUTION} px streamed; the in-memory "
         f"path's growth from {IN_MEMORY[0]:,} -> {IN_MEMORY[1]:,} in detail",
         {
-            "streamed_small_mib": streamed[0][0] / MIB,  # added by the data path, at its peak
-            "streamed_large_mib": streamed[1][0] / MIB,
+            # added by the data path at the peak of each epoch (from the epoch's start)
+            "streamed_small_mib": [round(b / MIB) for b in streamed[0][0]],
+            "streamed_large_mib": [round(b / MIB) for b in streamed[1][0]],
             "in_memory_small_mib": in_memory[0][0] / MIB,
             "in_memory_large_mib": in_memory[1][0] / MIB,
             "in_memory_growth": in_memory[1][0] / in_memory[0][0],

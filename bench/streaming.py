@@ -10,6 +10,7 @@ store's size, which Ray sets aside at start whatever runs; counted, they made th
 the bytes streamed rather than with what is held.
 """
 
+import gc
 import json
 import os
 import tempfile
@@ -43,6 +44,7 @@ MIB = 2**20
 # Epochs the smaller streamed split is read for, as a worker reads them (the next one opened
 # while this one is read): the processes the stream keeps must not grow with them.
 EPOCHS = 3
+SETTLED_BYTES = 16 * MIB  # the object store's live bytes a measurement starts from, at most
 
 
 def speed_row() -> Row:
@@ -103,10 +105,8 @@ def private_memory(root: int) -> tuple[int, int]:
 def held_memory() -> tuple[int, int]:
     """This process tree's private memory plus the object store's live bytes, and its
     processes."""
-    store = ray.cluster_resources().get("object_store_memory", 0)
-    live = store - ray.available_resources().get("object_store_memory", store)
     private, count = private_memory(os.getpid())
-    return private + int(live), count
+    return private + store_live(), count
 
 
 class PeakMemory:
@@ -157,6 +157,22 @@ def write_splits(folder: Path) -> dict[int, Path]:
     return sizes
 
 
+def store_live() -> int:
+    """The object store's live bytes (Ray's own accounting)."""
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    return int(store - ray.available_resources().get("object_store_memory", store))
+
+
+def settle(timeout_s: float = 30.0) -> None:
+    """Wait until the blocks of an earlier pass have left the object store (a closed stream's
+    executor ends a moment later): measured from a baseline that still held them, a larger
+    split's pass read as adding less than a smaller one's."""
+    gc.collect()
+    deadline = time.monotonic() + timeout_s
+    while store_live() > SETTLED_BYTES and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def streamed_peak(folder: Path, epochs: int = 1) -> tuple[list[int], int, list[int]]:
     """(bytes added at the peak of each epoch, images of the first, the most processes during
     each) of `epochs` streamed epochs over `folder`'s train split, read as one worker reads them:
@@ -168,6 +184,7 @@ def streamed_peak(folder: Path, epochs: int = 1) -> tuple[list[int], int, list[i
         lambda e: epoch_batches(rank_epoch(parts, 0, e, 0, 1), LAYOUT, 256, 0, e, 0), epochs + 1
     )
     seen, processes, peaks = 0, [], []
+    settle()
     try:
         for epoch in range(epochs):
             with PeakMemory() as memory:
@@ -183,6 +200,7 @@ def streamed_peak(folder: Path, epochs: int = 1) -> tuple[list[int], int, list[i
 def in_memory_peak(folder: Path) -> tuple[int, int]:
     """(peak bytes, images) of the in-memory path: the split read into one array and put in
     the object store, as the sweep's driver does."""
+    settle()
     with PeakMemory() as memory:
         images = read_split(folder, "train")
         ref = ray.put(images)

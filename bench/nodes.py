@@ -12,12 +12,11 @@ import itertools
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Self
 
 from bench.rows import Row
 from bench.scheduling import TINY, TrialTimes, load_ablation, span_and_busy, trial_times
-from bench.servers import processes, rss_mib
+from bench.servers import processes, rss_mib, title
 from sweeps.define import ablation as ablations
 
 MIB = 2**20
@@ -160,19 +159,16 @@ TRIAL_PROCESSES = ("ray::ImplicitFunc", "ray::TrainController", "ray::_QueueActo
 
 
 def children(parent: int, table: dict[int, tuple[int, float]] | None = None) -> list:
-    """(its program, or a Ray worker's title up to the method, resident MiB) of each child;
-    `table`: `processes()` read once for several parents."""
+    """(`title`, resident MiB) of each child; `table`: `processes()` read once for several
+    parents."""
     found = []
     for pid, (ppid, _) in (processes() if table is None else table).items():
         if ppid != parent:
             continue
         try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-            rss = rss_mib(pid)
+            found.append((title(pid), rss_mib(pid)))
         except (OSError, ValueError):
             continue  # gone meanwhile
-        ray_title = title.startswith("ray::")  # "ray::ImplicitFunc.train": class, method
-        found.append((title.split(".")[0].strip() if ray_title else title, rss))
     return found
 
 

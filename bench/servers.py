@@ -136,24 +136,41 @@ def processes() -> dict[int, tuple[int, float]]:
     return found
 
 
+def tree(root: int, table: dict[int, tuple[int, float]]) -> list[int]:
+    """A process and every live descendant in `table` (`processes()`), root first."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
 def tree_cpu_s(root: int, table: dict[int, tuple[int, float]] | None = None) -> float:
     """CPU seconds of a process and every live descendant (an exited child's are not counted,
     so sample trees whose workers live as long as the measurement)."""
     table = processes() if table is None else table
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        total += table.get(pid, (0, 0.0))[1]
-        todo += children.get(pid, [])
-    return total
+    return sum(table.get(pid, (0, 0.0))[1] for pid in tree(root, table))
+
+
+def title(pid: int) -> str:
+    """A process's program, or for a Ray worker its title up to the method ("ray::ImplicitFunc"
+    for "ray::ImplicitFunc.train"): the actor's class. OSError once it is gone."""
+    program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    return program.split(".")[0].strip() if program.startswith("ray::") else program
+
+
+def status_kib(pid: int | str, name: str) -> int:
+    """One KiB figure of a process's /proc status (VmRSS, RssAnon); 0 where it has none."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1])
+    return 0
 
 
 def rss_mib(pid: int | str = "self") -> float:
     """A process's resident memory (this one's by default)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return status_kib(pid, "VmRSS") / 1024

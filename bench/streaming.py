@@ -22,6 +22,7 @@ import numpy as np
 import ray
 
 from bench.rows import Row
+from bench.servers import processes, status_kib, tree
 from bench.training import BASE, steady, sweep_histories
 from data.registry import images_to_load
 from data.row_groups import split_parts
@@ -77,27 +78,12 @@ def speed_row() -> Row:
 def private_memory(root: int) -> tuple[int, int]:
     """Private resident bytes of `root` and all its descendants (Linux /proc), and how many
     processes that is."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
     private, count = 0, 0
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
+    for pid in tree(root, processes()):
         try:
-            fields = dict(
-                line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-            )
+            private += status_kib(pid, "RssAnon") * 1024
         except OSError:
-            continue
-        private += int(fields.get("RssAnon", "0 kB").split()[0]) * 1024
+            continue  # gone meanwhile
         count += 1
     return private, count
 

@@ -57,7 +57,7 @@ def file_parts(paths, split: str = "train", limit: int = 0, seed: int = 0) -> li
         lo, hi = np.searchsorted(kept, [start, start + rows])
         if hi > lo:
             positions = (kept[lo:hi] - start).astype(np.int32)
-            parts.append(Part(path, group, positions, max(1, size // max(rows, 1))))
+            parts.append(Part(path, group, positions, max(1, size // rows)))  # rows > 0 here
         start += rows
     return parts
 
@@ -71,7 +71,7 @@ def epoch_parts(parts: list[Part], order_seed: int, rank: int, world: int) -> li
     """This rank's rows of one epoch, in reading order: the row groups shuffled by `order_seed`,
     their kept rows laid end to end and cut into `world` equal runs; rank r reads run r."""
     order = np.random.default_rng(order_seed).permutation(len(parts))
-    share = sum(len(parts[i]) for i in order) // world
+    share = sum(map(len, parts)) // world
     lo, hi = rank * share, (rank + 1) * share
     mine, start = [], 0
     for i in order:

@@ -8,10 +8,10 @@ the language model (`pysource`, the tiny GPT)."""
 import math
 import threading
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from bench.servers import processes, title
 from data.registry import prepared_folder
 from data.shards import read_manifest
 from sweeps.define.plan import Trial
@@ -35,13 +35,13 @@ class RayProcesses(threading.Thread):
     def run(self):
         while not self.halt.wait(0.2):
             titles = Counter()
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            for pid in processes():
                 try:
-                    title = cmdline.read_bytes().split(b"\0")[0].decode()
+                    name = title(pid)
                 except (OSError, UnicodeDecodeError):
-                    continue
-                if title.startswith("ray::"):
-                    titles[title.split(".")[0].strip()] += 1
+                    continue  # gone meanwhile
+                if name.startswith("ray::"):
+                    titles[name] += 1
             self.most |= titles  # the larger count of each
 
 
